@@ -1,0 +1,1 @@
+"""The task engine: model, store, broker, worker, runner, templating and workspaces."""
