@@ -1,0 +1,5 @@
+from src import app
+
+
+def test_port() -> None:
+    assert app.PORT == ${{ values.port }}

@@ -1,0 +1,1 @@
+"""HTTP only: blueprints per resource, request parsing, and the error mapping."""

@@ -1,0 +1,41 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+
+from scaffolder.api import catalog, health, scaffolder
+from scaffolder.api.auth import authenticate
+from scaffolder.api.errors import register_error_handlers
+from scaffolder.services import EXTENSION_KEY, Services, build_services
+from scaffolder.settings import MAX_BODY_BYTES, Settings
+
+
+def create_app(
+    settings: Settings | None = None, *, services: Services | None = None, with_worker: bool = True
+) -> Flask:
+    """Build the app: services (database, catalog, registry, workers), routes, errors.
+
+    Args:
+        settings: configuration; defaults to `Settings()` (SQLite under ./var).
+        services: an already built container (the CLI shares one with its own commands).
+        with_worker: whether this process also runs tasks (``scaffolder serve`` does).
+    """
+    app = Flask("scaffolder")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if services is None:
+        services = build_services(settings or Settings(), with_worker=with_worker)
+    app.extensions[EXTENSION_KEY] = services
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.blueprint in ("scaffolder", "catalog") and request.endpoint != (
+            "scaffolder.openapi"
+        ):
+            g.scaffolder_caller = authenticate(services.settings)
+
+    for blueprint in (scaffolder.bp, catalog.bp, health.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    return app

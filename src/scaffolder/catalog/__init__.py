@@ -1,0 +1,1 @@
+"""The embedded software catalog: entities, validation, locations and ingestion."""

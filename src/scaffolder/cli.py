@@ -1,0 +1,279 @@
+"""The ``scaffolder`` command."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from scaffolder.errors import ScaffolderError, ValidationErrors
+from scaffolder.settings import Settings, load_settings
+
+DEFAULT_CONFIG = "app-config.yaml"
+
+
+def _settings(config: Sequence[str]) -> Settings:
+    paths = list(config)
+    if not paths and Path(DEFAULT_CONFIG).is_file():
+        paths = [DEFAULT_CONFIG]
+    return load_settings(paths)
+
+
+def _fail(exc: ScaffolderError) -> None:
+    if isinstance(exc, ValidationErrors):
+        for error in exc.errors:
+            click.echo(f"error: {error.get('stack', error.get('message'))}", err=True)
+    else:
+        click.echo(f"error: {exc.name}: {exc.message}", err=True)
+    raise SystemExit(2)
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=f"app-config.yaml file(s), merged in order (default: ./{DEFAULT_CONFIG} if present).",
+)
+
+
+@click.group()
+@click.option("--log-level", default="INFO", show_default=True, help="Python log level.")
+def main(log_level: str) -> None:
+    """scaffolder: a Backstage-compatible scaffolder backend for ECS services."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@config_option
+@click.option("--host", help="Listen address (default: backend.listen.host).")
+@click.option("--port", type=int, help="Listen port (default: backend.listen.port).")
+@click.option("--threads", type=int, default=32, show_default=True, help="HTTP threads.")
+def serve(config: Sequence[str], host: str | None, port: int | None, threads: int) -> None:
+    """Serve the API and run tasks (gunicorn, threaded, unbuffered SSE)."""
+    from scaffolder.server import serve as run_server
+
+    settings = _settings(config)
+    run_server(
+        settings, host=host or settings.host, port=port or settings.port, threads=threads
+    )
+
+
+@main.command()
+@config_option
+def worker(config: Sequence[str]) -> None:
+    """Run task workers only, on the same database as the API."""
+    from scaffolder.services import build_services
+
+    services = build_services(_settings(config), with_worker=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(f"worker running ({services.settings.concurrent_tasks_limit} slots)", err=True)
+    stop.wait()
+    services.close()
+
+
+def _parse_values(values_file: str | None, pairs: Sequence[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if values_file:
+        loaded = yaml.safe_load(Path(values_file).read_text(encoding="utf-8"))
+        if not isinstance(loaded, dict):
+            raise click.BadParameter("must hold a mapping", param_hint="--values")
+        values.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-v")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def _print_log(message: str, stream: Any = None) -> None:
+    click.echo(message, file=stream)
+
+
+@main.command()
+@config_option
+@click.argument("template_ref")
+@click.option("--values", "values_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-v", "pairs", multiple=True, help="A value: key=value (JSON or a string).")
+def run(config: Sequence[str], template_ref: str, values_file: str | None, pairs: Sequence[str]) -> None:
+    """Run a task from a catalog template; print its log live, then its output."""
+    from scaffolder.services import build_services
+    from scaffolder.tasks.model import EventType
+    from scaffolder.tasks.service import Caller
+
+    values = _parse_values(values_file, pairs)
+    services = build_services(_settings(config), with_worker=True)
+    try:
+        try:
+            task_id = services.scaffolder.create_task(
+                template_ref=template_ref, values=values, secrets=None, caller=Caller()
+            )
+        except ScaffolderError as exc:
+            _fail(exc)
+        click.echo(f"task {task_id}", err=True)
+        after: int | None = None
+        while True:
+            events = services.broker.wait_for_events(task_id, after, 30.0, new_only=True)
+            for event in events:
+                after = event.id if after is None else max(after, event.id)
+                if event.type is EventType.COMPLETION:
+                    _print_completion(event.body)
+                    status = services.broker.store.get_task(task_id).status
+                    raise SystemExit(0 if status.value == "completed" else 1)
+                _print_log(str(event.body.get("message", event.body)))
+    finally:
+        services.close()
+
+
+def _print_completion(body: dict[str, Any]) -> None:
+    click.echo(body.get("message", ""))
+    if "error" in body:
+        error = body["error"]
+        click.echo(f"error: {error.get('name')}: {error.get('message')}", err=True)
+        return
+    output = body.get("output") or {}
+    for link in output.get("links") or []:
+        click.echo(f"link: {link.get('title', '')} {link.get('url', link.get('entityRef', ''))}")
+    for text in output.get("text") or []:
+        click.echo(f"text: {text.get('title', '')}: {text.get('content', '')}")
+    rest = {k: v for k, v in output.items() if k not in ("links", "text")}
+    if rest:
+        click.echo(json.dumps(rest, indent=2))
+
+
+@main.command("dry-run")
+@config_option
+@click.argument("template_yaml", type=click.Path(exists=True, dir_okay=False))
+@click.option("--values", "values_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-v", "pairs", multiple=True, help="A value: key=value (JSON or a string).")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False), help="Write files here.")
+def dry_run(
+    config: Sequence[str],
+    template_yaml: str,
+    values_file: str | None,
+    pairs: Sequence[str],
+    output_dir: str | None,
+) -> None:
+    """Render a template file against its own directory, without side effects."""
+    from scaffolder.services import build_services
+    from scaffolder.tasks.service import Caller
+
+    path = Path(template_yaml).absolute()
+    template = yaml.safe_load(path.read_text(encoding="utf-8"))
+    contents = []
+    for dirpath, dirnames, filenames in os.walk(path.parent):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames:
+            full = Path(dirpath) / name
+            contents.append(
+                {
+                    "path": full.relative_to(path.parent).as_posix(),
+                    "base64Content": base64.b64encode(full.read_bytes()).decode(),
+                    "executable": bool(full.stat().st_mode & 0o111),
+                }
+            )
+    settings = _settings(config)
+    services = build_services(settings, with_worker=False)
+    try:
+        result = services.scaffolder.dry_run(
+            template=template,
+            values=_parse_values(values_file, pairs),
+            secrets=None,
+            directory_contents=contents,
+            caller=Caller(),
+        )
+    except ScaffolderError as exc:
+        _fail(exc)
+    finally:
+        services.close()
+    for entry in result["log"]:
+        _print_log(str(entry["body"].get("message", "")))
+    if output_dir:
+        out = Path(output_dir)
+        for item in result["directoryContents"]:
+            target = out / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(base64.b64decode(item["base64Content"]))
+            if item.get("executable"):
+                target.chmod(0o755)
+        click.echo(f"wrote {len(result['directoryContents'])} files to {out}", err=True)
+    _print_completion({"message": "Dry run completed", "output": result["output"]})
+
+
+@main.group()
+def templates() -> None:
+    """Templates in the catalog."""
+
+
+@templates.command("list")
+@config_option
+def templates_list(config: Sequence[str]) -> None:
+    """List Template entities."""
+    from scaffolder.services import build_services
+
+    services = build_services(_settings(config), with_worker=False)
+    try:
+        for entity in services.catalog.list_entities([{"kind": ["template"]}]):
+            meta = entity["metadata"]
+            ref = f"template:{meta.get('namespace', 'default')}/{meta['name']}"
+            click.echo(f"{ref}\t{meta.get('title', '')}")
+    finally:
+        services.close()
+
+
+@main.group()
+def actions() -> None:
+    """Installed actions."""
+
+
+@actions.command("list")
+@config_option
+def actions_list(config: Sequence[str]) -> None:
+    """List action ids and descriptions."""
+    from scaffolder.services import build_services
+
+    services = build_services(_settings(config), with_worker=False)
+    try:
+        for action in services.registry:
+            click.echo(f"{action.id}\t{(action.description or '').splitlines()[0] if action.description else ''}")
+    finally:
+        services.close()
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config: Sequence[str]) -> None:
+    """Apply the migrations."""
+    from scaffolder.db.engine import create_engine, upgrade
+
+    settings = _settings(config)
+    engine = create_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    click.echo("database is up to date", err=True)

@@ -1,0 +1,104 @@
+"""The one services container, built by the app factory and kept in ``app.extensions``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+
+from scaffolder.actions.builtin import create_builtin_actions
+from scaffolder.actions.registry import ActionRegistry, load_plugin_actions
+from scaffolder.catalog.ingestion import ingest_locations
+from scaffolder.catalog.store import SqlCatalogStore
+from scaffolder.db.engine import create_engine, upgrade
+from scaffolder.settings import Settings
+from scaffolder.tasks.broker import TaskBroker
+from scaffolder.tasks.runner import WorkflowRunner
+from scaffolder.tasks.service import ScaffolderService
+from scaffolder.tasks.store import SqlTaskStore
+from scaffolder.tasks.templating import Templater
+from scaffolder.tasks.worker import TaskWorker
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "scaffolder"
+
+
+@dataclass(kw_only=True)
+class Services:
+    """Everything the API, the CLI and the workers share."""
+
+    settings: Settings
+    engine: sa.Engine
+    catalog: SqlCatalogStore
+    broker: TaskBroker
+    registry: ActionRegistry
+    templater: Templater
+    runner: WorkflowRunner
+    scaffolder: ScaffolderService
+    worker: TaskWorker | None = None
+    ready: bool = False
+
+    def close(self) -> None:
+        """Stop the workers and release the database."""
+        if self.worker is not None:
+            self.worker.stop()
+        self.engine.dispose()
+
+
+def build_services(settings: Settings, *, with_worker: bool = True, migrate: bool = True) -> Services:
+    """Create the database (migrated), catalog, registry, runner and optionally a worker."""
+    engine = create_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    catalog = SqlCatalogStore(engine)
+    templater = Templater(scm_hosts=settings.scm_hosts)
+    registry = ActionRegistry(create_builtin_actions(templater=templater))
+    for action in load_plugin_actions():
+        registry.register(action)
+    runner = WorkflowRunner(
+        registry=registry,
+        templater=templater,
+        environment_parameters=settings.default_environment_parameters,
+        environment_secrets=settings.default_environment_secrets,
+    )
+    broker = TaskBroker(SqlTaskStore(engine))
+    settings.working_directory.mkdir(parents=True, exist_ok=True)
+    services = Services(
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        broker=broker,
+        registry=registry,
+        templater=templater,
+        runner=runner,
+        scaffolder=ScaffolderService(
+            broker=broker,
+            catalog=catalog,
+            templater=templater,
+            runner=runner,
+            working_directory=settings.working_directory,
+        ),
+    )
+    count = ingest_locations(catalog, settings.catalog_locations)
+    log.info("catalog: %d entities from %d locations", count, len(settings.catalog_locations))
+    if with_worker and settings.concurrent_tasks_limit > 0:
+        services.worker = TaskWorker(
+            broker=broker,
+            runner=runner,
+            working_directory=settings.working_directory,
+            concurrency=settings.concurrent_tasks_limit,
+            keep_workspaces=settings.keep_workspaces,
+            heartbeat_seconds=settings.heartbeat_seconds,
+        )
+        services.worker.start()
+    services.ready = True
+    return services
+
+
+def get_services() -> Services:
+    """The services of the current Flask app."""
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    return services

@@ -1,0 +1,272 @@
+"""Configuration: Backstage-style ``app-config.yaml`` files, ``${ENV}`` and ``SCAFFOLDER_*``.
+
+Several files may be given; later ones are deep-merged over earlier ones (Backstage's rule).
+Strings may use ``${VAR}`` to read the environment (``$${`` escapes it). Finally, environment
+variables ``SCAFFOLDER_<A>__<B>__<C>=value`` set the key ``a.b.c`` (matched case-insensitively
+against keys that exist, so ``SCAFFOLDER_BACKEND__LISTEN__PORT=7008`` sets
+``backend.listen.port``); the value is parsed as a YAML scalar.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scaffolder.errors import InputError
+
+ENV_PREFIX = "SCAFFOLDER_"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7007
+DEFAULT_DATABASE_URL = "sqlite:///var/scaffolder.db"
+DEFAULT_WORKING_DIRECTORY = "./var/work"
+DEFAULT_CONCURRENT_TASKS_LIMIT = 10
+DEFAULT_HEARTBEAT_SECONDS = 1.0
+DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+_ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Missing:
+    """Marks a value whose ``${VAR}`` was not set: the key is dropped, as Backstage does."""
+
+
+_MISSING = _Missing()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogLocation:
+    """A ``catalog.locations`` entry: ``type`` (``file`` or ``url``) and its target."""
+
+    type: str
+    target: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaticToken:
+    """A ``backend.auth.externalAccess`` static token and the subject it authenticates."""
+
+    token: str
+    subject: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the service reads from configuration, resolved and typed.
+
+    ``raw`` keeps the whole merged configuration for parts that read their own keys
+    (integrations, AWS), so they need no field here.
+    """
+
+    base_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database_url: str = DEFAULT_DATABASE_URL
+    working_directory: Path = Path(DEFAULT_WORKING_DIRECTORY)
+    concurrent_tasks_limit: int = DEFAULT_CONCURRENT_TASKS_LIMIT
+    keep_workspaces: bool = False
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    task_timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS
+    catalog_locations: tuple[CatalogLocation, ...] = ()
+    auth_disabled: bool = False
+    static_tokens: tuple[StaticToken, ...] = ()
+    default_environment_parameters: Mapping[str, Any] = field(default_factory=dict)
+    default_environment_secrets: Mapping[str, str] = field(default_factory=dict)
+    scm_hosts: Mapping[str, str] = field(default_factory=lambda: {"github.com": "github"})
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Build settings from a merged configuration tree."""
+        backend = _section(config, "backend")
+        listen = _section(backend, "listen")
+        database = _section(backend, "database")
+        auth = _section(backend, "auth")
+        scaffolder = _section(config, "scaffolder")
+        catalog = _section(config, "catalog")
+        environment = _section(scaffolder, "defaultEnvironment")
+
+        host = str(listen.get("host", DEFAULT_HOST))
+        port = _int(listen.get("port", DEFAULT_PORT), "backend.listen.port")
+        base_url = str(backend.get("baseUrl", f"http://{host}:{port}")).rstrip("/")
+        connection = database.get("connection", DEFAULT_DATABASE_URL)
+        if not isinstance(connection, str):
+            raise InputError("backend.database.connection must be an SQLAlchemy URL string")
+
+        locations = []
+        for i, item in enumerate(catalog.get("locations") or []):
+            if not isinstance(item, Mapping) or "target" not in item:
+                raise InputError(f"catalog.locations[{i}] must have a type and a target")
+            locations.append(
+                CatalogLocation(type=str(item.get("type", "file")), target=str(item["target"]))
+            )
+
+        tokens = []
+        for i, access in enumerate(auth.get("externalAccess") or []):
+            if not isinstance(access, Mapping) or access.get("type") != "static":
+                continue
+            options = _section(access, "options")
+            token, subject = options.get("token"), options.get("subject")
+            if token is None:
+                continue  # e.g. `token: ${UNSET_VAR}`: no token configured
+            if not isinstance(token, str) or len(token) < 8 or re.search(r"\s", token):
+                raise InputError(
+                    f"backend.auth.externalAccess[{i}].options.token must be a string of at "
+                    "least 8 characters with no whitespace"
+                )
+            tokens.append(StaticToken(token=token, subject=str(subject or "external")))
+
+        hosts: dict[str, str] = {"github.com": "github"}
+        integrations = _section(config, "integrations")
+        for kind in ("github", "gitlab", "bitbucketCloud", "bitbucketServer", "azure", "gitea"):
+            for entry in integrations.get(kind) or []:
+                if isinstance(entry, Mapping) and entry.get("host"):
+                    hosts[str(entry["host"])] = kind
+        for entry in integrations.get("git") or []:
+            if isinstance(entry, Mapping) and entry.get("host"):
+                hosts[str(entry["host"])] = "git"
+
+        return cls(
+            base_url=base_url,
+            host=host,
+            port=port,
+            database_url=connection,
+            working_directory=Path(
+                str(backend.get("workingDirectory", DEFAULT_WORKING_DIRECTORY))
+            ).absolute(),
+            concurrent_tasks_limit=_int(
+                scaffolder.get("concurrentTasksLimit", DEFAULT_CONCURRENT_TASKS_LIMIT),
+                "scaffolder.concurrentTasksLimit",
+            ),
+            keep_workspaces=bool(scaffolder.get("keepWorkspaces", False)),
+            catalog_locations=tuple(locations),
+            auth_disabled=bool(auth.get("dangerouslyDisableDefaultAuthPolicy", False)),
+            static_tokens=tuple(tokens),
+            default_environment_parameters=dict(_section(environment, "parameters")),
+            default_environment_secrets={
+                str(k): str(v) for k, v in _section(environment, "secrets").items()
+            },
+            scm_hosts=hosts,
+            raw=config,
+        )
+
+
+def load_config(
+    paths: Iterable[str | os.PathLike[str]] = (), environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Read, merge, substitute and override: the configuration tree as a dict."""
+    env = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"Cannot read config file {path}: {exc.strerror}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise InputError(f"Config file {path} is not valid YAML: {exc}") from exc
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise InputError(f"Config file {path} must hold a mapping at its root")
+        merged = _deep_merge(merged, data)
+    substituted = _substitute(merged, env)
+    tree: dict[str, Any] = substituted if isinstance(substituted, dict) else {}
+    _apply_env_overrides(tree, env)
+    return tree
+
+
+def load_settings(
+    paths: Iterable[str | os.PathLike[str]] = (), environ: Mapping[str, str] | None = None
+) -> Settings:
+    """`load_config` then `Settings.from_config`."""
+    return Settings.from_config(load_config(paths, environ))
+
+
+def _section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = config.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(f"Config key '{key}' must be a mapping")
+    return value
+
+
+def _int(value: Any, key: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"Config key '{key}' must be an integer, got {value!r}") from None
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _substitute(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        missing = False
+
+        def repl(match: re.Match[str]) -> str:
+            nonlocal missing
+            if match.group(1):
+                return "${" + match.group(2) + "}"
+            name = match.group(2)
+            if name not in env:
+                missing = True
+                return ""
+            return env[name]
+
+        out = _ENV_REF.sub(repl, value)
+        return _MISSING if missing else out
+    if isinstance(value, dict):
+        result = {}
+        for k, v in value.items():
+            sub = _substitute(v, env)
+            if sub is not _MISSING:
+                result[k] = sub
+        return result
+    if isinstance(value, list):
+        return [s for s in (_substitute(v, env) for v in value) if s is not _MISSING]
+    return value
+
+
+def _apply_env_overrides(tree: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX) :]:
+            continue
+        parts = [p for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        node = tree
+        for part in parts[:-1]:
+            key = _match_key(node, part)
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[_match_key(node, parts[-1])] = yaml.safe_load(env[name]) if env[name] else ""
+
+
+def _match_key(node: Mapping[str, Any], part: str) -> str:
+    for key in node:
+        if key.lower() == part.lower():
+            return key
+    # No existing key: turn SNAKE_CASE into Backstage's camelCase (CONCURRENT_TASKS_LIMIT).
+    head, *rest = part.lower().split("_")
+    return head + "".join(word.capitalize() for word in rest)

@@ -1,0 +1,143 @@
+"""The broker: the store plus in-process wake-ups.
+
+Upstream Backstage polls its database once a second for new events and cancels; here a write
+wakes the readers of that task at once (`EventHub`). Readers still re-query the database on a
+short timeout, so events written by another process (``scaffolder worker``) arrive too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from scaffolder.tasks.model import EventType, TaskEvent, TaskStatus
+from scaffolder.tasks.store import SqlTaskStore
+
+#: How often a waiting reader re-queries the database when no in-process wake-up came.
+CROSS_PROCESS_POLL_SECONDS = 1.0
+
+
+class EventHub:
+    """Per-task wake-ups for event readers, and a wake-up for idle workers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: dict[str, set[threading.Event]] = {}
+        self._work = threading.Condition()
+        self._work_generation = 0
+        self._cancel_listeners: list[Callable[[str], None]] = []
+
+    @contextmanager
+    def listen(self, task_id: str) -> Iterator[threading.Event]:
+        """An event that is set whenever ``task_id`` gets a new event; clear it after reading."""
+        flag = threading.Event()
+        with self._lock:
+            self._listeners.setdefault(task_id, set()).add(flag)
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                listeners = self._listeners.get(task_id)
+                if listeners is not None:
+                    listeners.discard(flag)
+                    if not listeners:
+                        del self._listeners[task_id]
+
+    def published(self, task_id: str) -> None:
+        """Wake the readers of ``task_id``."""
+        with self._lock:
+            listeners = list(self._listeners.get(task_id, ()))
+        for flag in listeners:
+            flag.set()
+
+    def work_available(self) -> None:
+        """Wake idle workers: a task was dispatched, retried or recovered."""
+        with self._work:
+            self._work_generation += 1
+            self._work.notify_all()
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until `work_available` or ``timeout``."""
+        with self._work:
+            generation = self._work_generation
+            self._work.wait_for(lambda: self._work_generation != generation, timeout)
+
+    def on_cancel(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(task_id)`` when a task is cancelled in this process."""
+        self._cancel_listeners.append(callback)
+
+    def cancelled(self, task_id: str) -> None:
+        """Tell in-process workers that ``task_id`` was cancelled."""
+        for callback in list(self._cancel_listeners):
+            callback(task_id)
+
+
+class TaskBroker:
+    """Everything the API and the workers do with tasks, with wake-ups attached."""
+
+    def __init__(self, store: SqlTaskStore, hub: EventHub | None = None) -> None:
+        self.store = store
+        self.hub = hub or EventHub()
+
+    def dispatch(
+        self, *, spec: dict[str, Any], secrets: dict[str, str] | None, created_by: str | None
+    ) -> str:
+        """Store a new task and wake a worker."""
+        task_id = self.store.create_task(spec=spec, secrets=secrets, created_by=created_by)
+        self.hub.work_available()
+        return task_id
+
+    def emit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> TaskEvent:
+        """Append an event and wake its readers."""
+        event = self.store.emit(task_id, type_, body)
+        self.hub.published(task_id)
+        return event
+
+    def complete(self, task_id: str, status: TaskStatus, body: dict[str, Any]) -> TaskEvent:
+        """Finish a task and wake its readers."""
+        event = self.store.complete_task(task_id, status, body)
+        self.hub.published(task_id)
+        return event
+
+    def cancel(self, task_id: str) -> None:
+        """Record a cancel, stop the running step if it runs here, wake readers."""
+        self.store.cancel_task(task_id)
+        self.hub.cancelled(task_id)
+        self.hub.published(task_id)
+
+    def retry(self, task_id: str, *, secrets: dict[str, str] | None) -> None:
+        """Reopen a finished task and wake a worker."""
+        self.store.retry_task(task_id, secrets=secrets)
+        self.hub.published(task_id)
+        self.hub.work_available()
+
+    def wait_for_events(
+        self,
+        task_id: str,
+        after: int | None,
+        timeout: float,
+        stop: threading.Event | None = None,
+        *,
+        new_only: bool = False,
+    ) -> list[TaskEvent]:
+        """Events after ``after`` as soon as there are any, or ``[]`` after ``timeout``.
+
+        Like Backstage, the completion event is always included, even when it is not after
+        ``after``; ``new_only`` leaves it out then (an event stream that already sent it).
+        """
+        deadline = time.monotonic() + timeout
+        with self.hub.listen(task_id) as flag:
+            while True:
+                flag.clear()
+                events = self.store.list_events(task_id, after)
+                if new_only and after is not None:
+                    events = [e for e in events if e.id > after]
+                if events:
+                    return events
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (stop is not None and stop.is_set()):
+                    return []
+                flag.wait(min(remaining, CROSS_PROCESS_POLL_SECONDS))

@@ -1,0 +1,396 @@
+"""The workflow runner: runs a task's steps and writes Backstage's exact run messages.
+
+One runner serves real tasks (driven by a worker) and dry runs: what differs between them
+is the `RunContext` it is given.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from scaffolder.actions.base import ActionContext, ActionLogger, CancelSignal, TemplateAction
+from scaffolder.actions.registry import ActionRegistry
+from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
+from scaffolder.tasks.templating import UNDEFINED, Templater, is_truthy, to_js_string
+from scaffolder.validation import error_stacks, validate
+
+_STATUS_FUNCTIONS = re.compile(r"\b(always|failure)\s*\(\s*\)")
+_SECRET_MASK = "***"
+
+
+class RunContext(Protocol):
+    """What the runner needs from whoever drives the run (a worker, or a dry run)."""
+
+    task_id: str
+    spec: Mapping[str, Any]
+    secrets: Mapping[str, str]
+    workspace_path: Path
+    signal: CancelSignal
+    is_dry_run: bool
+    state: dict[str, Any]
+
+    def emit_log(self, body: dict[str, Any]) -> None:
+        """Write one log event body (``message`` plus optional ``stepId``/``status``)."""
+
+    def save_state(self) -> None:
+        """Persist ``state`` (checkpoints) so a retry of this task can read it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """How a run ended: ``output`` on success, ``error`` otherwise."""
+
+    status: str
+    output: dict[str, Any] | None = None
+    error: ScaffolderError | Exception | None = None
+
+    def completion_body(self, redact: Callable[[str], str]) -> dict[str, Any]:
+        """The body of the ``completion`` event."""
+        body: dict[str, Any] = {"message": f"Run completed with status: {self.status}"}
+        if self.error is not None:
+            body["error"] = {
+                "name": _error_name(self.error),
+                "message": redact(_error_message(self.error)),
+            }
+        else:
+            body["output"] = self.output or {}
+        return body
+
+
+@dataclass(kw_only=True)
+class _StepOutcome:
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Redactor:
+    """Replaces every secret value (longer than one character) with ``***``."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        values = {str(v) for v in secrets.values() if isinstance(v, str) and len(v) > 1}
+        self._pattern = (
+            re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
+            if values
+            else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(_SECRET_MASK, text)
+
+
+class WorkflowRunner:
+    """Runs the steps of a task spec (Backstage's NunjucksWorkflowRunner)."""
+
+    def __init__(
+        self,
+        *,
+        registry: ActionRegistry,
+        templater: Templater,
+        environment_parameters: Mapping[str, Any] | None = None,
+        environment_secrets: Mapping[str, str] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._templater = templater
+        self._env_parameters = dict(environment_parameters or {})
+        self._env_secrets = dict(environment_secrets or {})
+
+    def execute(self, run: RunContext) -> RunResult:
+        """Run every step; never raises for a step failure (it is in the result)."""
+        spec = run.spec
+        steps: list[dict[str, Any]] = list(spec.get("steps") or [])
+        env_secrets = {} if run.is_dry_run else self._env_secrets
+        redact = Redactor({**run.secrets, **env_secrets})
+        run.emit_log({"message": f"Starting up task with {len(steps)} steps"})
+
+        step_outputs: dict[str, dict[str, Any]] = {}
+        base_context: dict[str, Any] = {
+            "parameters": spec.get("parameters") or {},
+            "steps": step_outputs,
+            "user": spec.get("user") or {},
+            "context": {"task": {"id": run.task_id}},
+            "environment": {"parameters": self._env_parameters, "secrets": env_secrets},
+        }
+        first_error: Exception | None = None
+
+        for step in steps:
+            step_id = str(step.get("id"))
+            name = str(step.get("name", step.get("action")))
+            failed = first_error is not None
+            status_context = {
+                "always": lambda: True,
+                "failure": (lambda f=failed: f),
+                "success": (lambda f=failed: not f),
+            }
+            condition = step.get("if")
+            if failed and not (
+                isinstance(condition, str) and _STATUS_FUNCTIONS.search(condition)
+            ):
+                run.emit_log(
+                    {
+                        "message": f"Skipping step {step_id} because a previous step failed",
+                        "stepId": step_id,
+                        "status": "skipped",
+                    }
+                )
+                continue
+            run.emit_log(
+                {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
+            )
+            try:
+                if run.signal.cancelled:
+                    raise TaskCancelledError(
+                        f"Step {step_id} ({name}) of task {run.task_id} has been cancelled."
+                    )
+                context = {**base_context, **status_context}
+                if "each" not in step and not self._condition_holds(condition, context):
+                    run.emit_log(
+                        {
+                            "message": f"Skipping step {step_id} because its if condition "
+                            "was false",
+                            "stepId": step_id,
+                            "status": "skipped",
+                        }
+                    )
+                    continue
+                outputs = self._run_step(run, step, step_id, name, context, redact)
+                step_outputs[step_id] = {"output": outputs}
+                if run.signal.cancelled:
+                    raise TaskCancelledError(
+                        f"Step {step_id} ({name}) of task {run.task_id} has been cancelled."
+                    )
+                run.emit_log(
+                    {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
+                )
+            except Exception as exc:
+                text = redact(f"{_error_name(exc)}: {_error_message(exc)}")
+                if first_error is not None:
+                    text = f"Additional error occurred: {text}"
+                run.emit_log({"message": text, "stepId": step_id, "status": "failed"})
+                if first_error is None:
+                    first_error = exc
+
+        if first_error is not None:
+            status = "cancelled" if run.signal.cancelled else "failed"
+            return RunResult(status=status, error=first_error)
+        output = self._render_output(spec.get("output") or {}, base_context)
+        return RunResult(status="completed", output=output)
+
+    # --- one step ----------------------------------------------------------------------
+
+    def _condition_holds(self, condition: Any, context: Mapping[str, Any]) -> bool:
+        if condition is None:
+            return True
+        if isinstance(condition, bool):
+            return condition
+        return is_truthy(self._templater.render_value(condition, context))
+
+    def _run_step(
+        self,
+        run: RunContext,
+        step: Mapping[str, Any],
+        step_id: str,
+        name: str,
+        context: dict[str, Any],
+        redact: Redactor,
+    ) -> dict[str, Any]:
+        action = self._registry.get(str(step.get("action")))
+        secret_context = {**context, "secrets": dict(run.secrets)}
+        iterations = self._iterations(step, action, secret_context)
+        logger = ActionLogger(
+            lambda line: run.emit_log({"message": redact(line), "stepId": step_id})
+        )
+        collected: dict[str, Any] = {}
+        temp_dirs: list[Path] = []
+        try:
+            for each in iterations:
+                item_context = secret_context if each is None else {**secret_context, "each": each}
+                if each is not None:
+                    shown = json.dumps(
+                        {"key": each["key"], "value": to_js_string(each["value"])},
+                        separators=(",", ":"),
+                    )
+                    if not self._condition_holds(step.get("if"), item_context):
+                        logger.info(f"Skipping step each: {shown}")
+                        continue
+                    logger.info(f"Running step each: {shown}")
+                raw_input = step.get("input") or {}
+                rendered = self._templater.render_value(copy.deepcopy(raw_input), item_context)
+                action_input: dict[str, Any] = rendered if isinstance(rendered, dict) else {}
+                label = action.id if each is None else f"{action.id}[{each['key']}]"
+                if action.input_schema is not None:
+                    errors = validate(action_input, action.input_schema)
+                    if errors:
+                        raise InputError(
+                            f"Invalid input passed to action {label}, {error_stacks(errors)}"
+                        )
+                outputs: dict[str, Any] = {}
+                if run.is_dry_run:
+                    public = self._templater.render_value(
+                        copy.deepcopy(raw_input), {**context, "each": each} if each else context
+                    )
+                    shown_input = _mask_secret_inputs(action_input, public)
+                    logger.info(
+                        f"Running {action.id} in dry-run mode with inputs (secrets redacted): "
+                        f"{json.dumps(shown_input, indent=2)}"
+                    )
+                    if not action.supports_dry_run:
+                        run.emit_log(
+                            {
+                                "message": f"Skipping because {action.id} does not support "
+                                "dry-run",
+                                "stepId": step_id,
+                                "status": "skipped",
+                            }
+                        )
+                        example = _example_output(action.output_schema)
+                        if isinstance(example, dict):
+                            outputs.update(example)
+                        _collect(collected, outputs, each is not None)
+                        continue
+                ctx = ActionContext(
+                    input=action_input,
+                    workspace_path=run.workspace_path,
+                    logger=logger,
+                    signal=run.signal,
+                    task_id=run.task_id,
+                    step_id=step_id,
+                    step_name=name,
+                    is_dry_run=run.is_dry_run,
+                    template_info=(run.spec.get("templateInfo") or None),
+                    user=run.spec.get("user") or {},
+                    secrets=dict(run.secrets),
+                    each=each,
+                    _output=outputs.__setitem__,
+                    _checkpoint=lambda key, fn: self._checkpoint(run, step_id, key, fn),
+                    _temp_dirs=temp_dirs,
+                )
+                action.handler(ctx)
+                _collect(collected, outputs, each is not None)
+        finally:
+            for path in temp_dirs:
+                shutil.rmtree(path, ignore_errors=True)
+        return collected
+
+    def _iterations(
+        self, step: Mapping[str, Any], action: TemplateAction, context: Mapping[str, Any]
+    ) -> list[dict[str, Any] | None]:
+        if "each" not in step:
+            return [None]
+        raw = step["each"]
+        value = self._templater.render_value(raw, context) if isinstance(raw, str) else raw
+        if value is UNDEFINED or value is None or (isinstance(value, str) and value == raw):
+            raise InputError(
+                f'Invalid value on action {action.id}.each parameter, "{raw}" cannot be '
+                "resolved to a value"
+            )
+        if isinstance(value, list):
+            return [{"key": str(i), "value": v} for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return [{"key": str(k), "value": v} for k, v in value.items()]
+        raise InputError(
+            f'Invalid value on action {action.id}.each parameter, "{raw}" must resolve to an '
+            "array or object"
+        )
+
+    def _checkpoint(
+        self, run: RunContext, step_id: str, key: str, fn: Callable[[], Any]
+    ) -> Any:
+        checkpoints = run.state.setdefault("checkpoints", {})
+        stored_key = f"v1.task.checkpoint.{step_id}.{key}"
+        stored = checkpoints.get(stored_key)
+        if isinstance(stored, dict) and stored.get("status") == "success":
+            return stored.get("value")
+        try:
+            value = fn()
+        except Exception as exc:
+            checkpoints[stored_key] = {"status": "failed", "reason": str(exc)}
+            run.save_state()
+            raise
+        checkpoints[stored_key] = {"status": "success", "value": {} if value is None else value}
+        run.save_state()
+        return value
+
+    def _render_output(
+        self, output: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        rendered: dict[str, Any] = {}
+        for key, value in output.items():
+            if key in ("links", "text") and isinstance(value, list):
+                items = []
+                for item in value:
+                    if not isinstance(item, dict):
+                        continue
+                    if "if" in item and not self._condition_holds(item["if"], context):
+                        continue
+                    body = {k: v for k, v in item.items() if k != "if"}
+                    result = self._templater.render_value(body, context)
+                    if isinstance(result, dict):
+                        items.append(result)
+                rendered[key] = items
+                continue
+            result = self._templater.render_value(copy.deepcopy(value), context)
+            if result is not UNDEFINED:
+                rendered[key] = result
+        return rendered
+
+
+def _collect(collected: dict[str, Any], outputs: Mapping[str, Any], iterating: bool) -> None:
+    for key, value in outputs.items():
+        if iterating:
+            collected.setdefault(key, []).append(value)
+        else:
+            collected[key] = value
+
+
+def _mask_secret_inputs(with_secrets: Any, without: Any) -> Any:
+    """Show ``***`` where rendering with secrets differs from rendering without them."""
+    if isinstance(with_secrets, dict) and isinstance(without, dict):
+        return {k: _mask_secret_inputs(v, without.get(k)) for k, v in with_secrets.items()}
+    if isinstance(with_secrets, list) and isinstance(without, list) and len(with_secrets) == len(
+        without
+    ):
+        return [_mask_secret_inputs(a, b) for a, b in zip(with_secrets, without, strict=True)]
+    return with_secrets if with_secrets == without else _SECRET_MASK
+
+
+def _example_output(schema: Mapping[str, Any] | None) -> Any:
+    """Backstage's generateExampleOutput for actions skipped in a dry run."""
+    if not schema:
+        return {}
+    examples = schema.get("examples")
+    if isinstance(examples, list) and examples:
+        return examples[0]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: _example_output(v) for k, v in props.items()}
+    if kind == "array":
+        items = schema.get("items")
+        return [_example_output(items)] if isinstance(items, dict) else []
+    if kind == "string":
+        return "<example>"
+    if kind in ("number", "integer"):
+        return 0
+    if kind == "boolean":
+        return False
+    return "<unknown>"
+
+
+def _error_name(error: BaseException) -> str:
+    if isinstance(error, ScaffolderError):
+        return error.name
+    return "Error"
+
+
+def _error_message(error: BaseException) -> str:
+    if isinstance(error, ScaffolderError):
+        return error.message
+    return str(error) or type(error).__name__
