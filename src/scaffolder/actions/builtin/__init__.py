@@ -1,0 +1,53 @@
+"""The builtin actions of Backstage's scaffolder backend, one module each.
+
+`create_builtin_actions` returns them in the order Backstage 4.3.0 registers them.
+"""
+
+from __future__ import annotations
+
+from scaffolder.actions.base import TemplateAction
+from scaffolder.actions.builtin.catalog_write import create_catalog_write_action
+from scaffolder.actions.builtin.debug_log import create_debug_log_action
+from scaffolder.actions.builtin.debug_wait import create_debug_wait_action
+from scaffolder.actions.builtin.fetch_plain import create_fetch_plain_action
+from scaffolder.actions.builtin.fetch_plain_file import create_fetch_plain_file_action
+from scaffolder.actions.builtin.fetch_template import create_fetch_template_action
+from scaffolder.actions.builtin.fetch_template_file import create_fetch_template_file_action
+from scaffolder.actions.builtin.fs_delete import create_fs_delete_action
+from scaffolder.actions.builtin.fs_readdir import create_fs_readdir_action
+from scaffolder.actions.builtin.fs_rename import create_fs_rename_action
+from scaffolder.tasks.templating import Templater
+
+__all__ = [
+    "create_builtin_actions",
+    "create_catalog_write_action",
+    "create_debug_log_action",
+    "create_debug_wait_action",
+    "create_fetch_plain_action",
+    "create_fetch_plain_file_action",
+    "create_fetch_template_action",
+    "create_fetch_template_file_action",
+    "create_fs_delete_action",
+    "create_fs_readdir_action",
+    "create_fs_rename_action",
+]
+
+
+def create_builtin_actions(*, templater: Templater) -> list[TemplateAction]:
+    """The builtin actions this package implements.
+
+    Args:
+        templater: renders skeleton paths and contents for the ``fetch:template*`` actions.
+    """
+    return [
+        create_fetch_plain_action(),
+        create_fetch_plain_file_action(),
+        create_fetch_template_action(templater=templater),
+        create_fetch_template_file_action(templater=templater),
+        create_debug_log_action(),
+        create_debug_wait_action(),
+        create_catalog_write_action(),
+        create_fs_delete_action(),
+        create_fs_rename_action(),
+        create_fs_readdir_action(),
+    ]
