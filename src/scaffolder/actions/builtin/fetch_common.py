@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -136,11 +137,16 @@ class ConfinedTree:
         The last component is returned unresolved unless it is a symlink, so a path that does
         not exist yet can be created there.
         """
+        found = self.lookup(rel)
+        return None if found is None else found[0]
+
+    def lookup(self, rel: str) -> tuple[str, os.stat_result | None] | None:
+        """`resolve`, plus what is there now (``stat`` of the real path; None if nothing)."""
         norm = os.path.normpath(rel)
-        if norm == ".":
-            return self.root
         if os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep):
             return None
+        if norm == ".":
+            return self.root, os.stat(self.root)
         parent, name = os.path.split(norm)
         real_parent = self._real_dir(parent)
         if real_parent is None:
@@ -155,17 +161,32 @@ class ConfinedTree:
         real_parent = self._real_dir(parent)
         if real_parent is None:
             return None
-        real = self._follow(os.path.join(real_parent, name))
+        found = self._follow(os.path.join(real_parent, name))
+        if found is None:
+            return None
+        real, st = found
         # Only existing directories are remembered: a missing one may yet be created as
         # something else.
-        if real is not None and os.path.isdir(real):
+        if st is not None and stat.S_ISDIR(st.st_mode):
             self._dirs[rel] = real
         return real
 
-    def _follow(self, path: str) -> str | None:
-        if os.path.islink(path):
-            path = os.path.realpath(path)
-        return path if is_inside(self.root, path) else None
+    def _follow(self, path: str) -> tuple[str, os.stat_result | None] | None:
+        # `path` is a real directory inside the root joined with one plain name, so only a
+        # symlink there can lead out.
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return path, None
+        if not stat.S_ISLNK(st.st_mode):
+            return path, st
+        path = os.path.realpath(path)
+        if not is_inside(self.root, path):
+            return None
+        try:
+            return path, os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return path, None
 
 
 # --- directory walks ------------------------------------------------------------------------

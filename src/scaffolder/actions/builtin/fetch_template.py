@@ -3,7 +3,7 @@
 Every entry's path is rendered; contents are rendered unless ``copyWithoutTemplating``
 matches or ``templateFileExtension`` excludes the file. This runs once per task on the hot
 path, so it reads the skeleton in place (no temporary copy), walks it once with
-``os.scandir``, and only calls the template engine for text that holds a template tag.
+``os.scandir``, and writes text without a template tag as the bytes it read.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ DEFAULT_TEMPLATE_EXTENSION = ".njk"
 
 # isbinaryfile looks at this many leading bytes.
 _BINARY_SNIFF_BYTES = 512
+# Bytes isbinaryfile never counts as suspicious; a head made only of them is text.
+_PLAIN_TEXT_BYTES = bytes([*range(7, 15), *range(32, 128)])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +79,7 @@ def create_fetch_template_action(*, templater: Templater) -> TemplateAction:
         source = resolve_fetch_source(ctx.input["url"], ctx.template_info, input_name="url")
         if not source.is_dir():
             raise ScaffolderError(f"ENOENT: no such file or directory, scandir '{source}'")
-        source_root = os.path.realpath(source)
+        source_root = str(source)  # resolve_fetch_source returns the real path
         if is_inside(source_root, str(options.output)):
             raise InputError("targetPath must not be within template path")
 
@@ -140,13 +142,8 @@ def _renderer(templater: Templater, options: _Options, values: Any) -> Callable[
     context: Mapping[str, Any] = {
         "cookiecutter" if options.cookiecutter_compat else "values": values
     }
-    # Text without a tag opener renders to itself; skipping the engine for it is most of
-    # what keeps a skeleton fast.
-    openers = ("{{", "{%", "{#") if options.cookiecutter_compat else ("${{", "{%", "{#")
 
     def render(text: str, name: str) -> str:
-        if not any(opener in text for opener in openers):
-            return text
         return templater.render_string(
             text,
             context,
@@ -192,8 +189,8 @@ class _Writer:
         local = self._render(local, location)
         if local == "" or local.startswith("/") or "//" in local:
             return
-        dest = self._destination(location, local)
-        if os.path.exists(dest) and not self._options.replace:
+        dest, existing = self._destination(location, local)
+        if existing is not None and not self._options.replace:
             return
 
         log = self._ctx.logger
@@ -211,17 +208,17 @@ class _Writer:
         elif entry.is_file(follow_symlinks=False):
             self._write_file(entry, location, dest, render_contents=render_contents)
 
-    def _destination(self, location: str, local: str) -> str:
+    def _destination(self, location: str, local: str) -> tuple[str, os.stat_result | None]:
         norm = os.path.normpath(local)
-        dest = None
+        found = None
         if norm != ".." and not norm.startswith("../"):
-            dest = self._tree.resolve(os.path.join(self._out_rel, norm))
-        if dest is None:
+            found = self._tree.lookup(os.path.join(self._out_rel, norm))
+        if found is None:
             raise InputError(
                 f"Invalid input 'values': template entry {location!r} renders to {local!r}, "
                 "which leads outside targetPath"
             )
-        return dest
+        return found
 
     def _ensure_parent(self, dest: str) -> None:
         parent = os.path.dirname(dest)
@@ -299,6 +296,8 @@ def is_binary(data: bytes) -> bool:
         return False
     if b"\x00" in head:
         return True
+    if not head.translate(None, _PLAIN_TEXT_BYTES):
+        return False
     suspicious = 0
     i = 0
     while i < total:

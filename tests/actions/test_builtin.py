@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scaffolder.actions.builtin import create_builtin_actions
+from scaffolder.tasks.templating import Templater
+
+TRACE_01 = Path("/work/shared/backstage/traces/01-get-actions.http")
+
+DRY_RUN = {
+    "catalog:write",
+    "debug:log",
+    "fetch:plain",
+    "fetch:plain:file",
+    "fetch:template",
+    "fetch:template:file",
+    "fs:delete",
+    "fs:readdir",
+    "fs:rename",
+}
+
+
+def test_ids_in_backstage_registration_order() -> None:
+    actions = create_builtin_actions(templater=Templater())
+
+    assert [a.id for a in actions] == [
+        "fetch:plain",
+        "fetch:plain:file",
+        "fetch:template",
+        "fetch:template:file",
+        "debug:log",
+        "debug:wait",
+        "catalog:write",
+        "fs:delete",
+        "fs:rename",
+        "fs:readdir",
+    ]
+    assert {a.id for a in actions if a.supports_dry_run} == DRY_RUN
+
+
+def test_every_input_schema_refuses_unknown_keys() -> None:
+    for action in create_builtin_actions(templater=Templater()):
+        assert action.input_schema is not None
+        assert action.input_schema["additionalProperties"] is False, action.id
+
+
+@pytest.mark.skipif(not TRACE_01.exists(), reason="Backstage reference traces not available")
+def test_wire_shape_is_backstages() -> None:
+    text = TRACE_01.read_text()
+    upstream = {a["id"]: a for a in json.loads(text[text.index("\n[\n") + 1 :])}
+
+    for action in create_builtin_actions(templater=Templater()):
+        assert json.dumps(action.to_json()) == json.dumps(upstream[action.id]), action.id
