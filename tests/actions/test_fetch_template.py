@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from scaffolder.actions.base import CancelSignal
+from scaffolder.actions.base import CancelSignal, TemplateAction
 from scaffolder.actions.builtin.catalog_write import create_catalog_write_action
 from scaffolder.actions.builtin.debug_log import create_debug_log_action
 from scaffolder.actions.builtin.fetch_template import (
     EXTENSION_INCOMPATIBLE,
     create_fetch_template_action,
 )
-from scaffolder.errors import InputError, TaskCancelledError
+from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
 from scaffolder.tasks.templating import Templater
 from tests.actions.conftest import FIXTURES, RunAction, tree, write_tree
 
@@ -64,7 +64,7 @@ def templater() -> Templater:
 
 
 @pytest.fixture
-def action(templater: Templater):  # type: ignore[no-untyped-def]
+def action(templater: Templater) -> TemplateAction:
     return create_fetch_template_action(templater=templater)
 
 
@@ -546,3 +546,13 @@ def test_cancelled_task_stops(
         )
 
     assert tree(workspace) == {}
+
+
+def test_filesystem_errors_are_reported_node_style(
+    run_action: RunAction, action, workspace: Path, skeleton: Path, info: dict[str, str]
+) -> None:
+    write_tree(skeleton, {"a.txt": "a"})
+    (workspace / "a.txt").mkdir()
+
+    with pytest.raises(ScaffolderError, match=r"^EISDIR: is a directory, open '.*a\.txt'$"):
+        run_action(action, {"url": "./skeleton", "replace": True}, template_info=info)

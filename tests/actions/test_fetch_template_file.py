@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from scaffolder.actions.base import TemplateAction
 from scaffolder.actions.builtin.fetch_template_file import create_fetch_template_file_action
 from scaffolder.errors import InputError
 from scaffolder.tasks.templating import Templater
@@ -12,7 +13,7 @@ from tests.actions.conftest import RunAction, tree, write_tree
 
 
 @pytest.fixture
-def action():  # type: ignore[no-untyped-def]
+def action() -> TemplateAction:
     return create_fetch_template_file_action(templater=Templater())
 
 

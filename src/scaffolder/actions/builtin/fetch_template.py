@@ -22,6 +22,7 @@ from scaffolder.actions.builtin.fetch_common import (
     build_action,
     is_inside,
     lexical_path,
+    node_error,
     place_symlink,
     resolve_fetch_source,
     safe_link_text,
@@ -100,7 +101,10 @@ def create_fetch_template_action(*, templater: Templater) -> TemplateAction:
         writer = _Writer(ctx, options, source_root, render)
         for rel, entry in entries:
             ctx.signal.raise_if_cancelled()
-            writer.process(rel, entry, verbatim=rel in copy_verbatim)
+            try:
+                writer.process(rel, entry, verbatim=rel in copy_verbatim)
+            except OSError as exc:
+                raise node_error(exc, "open", str(exc.filename or rel)) from exc
         ctx.logger.info(
             f"Template result written to {lexical_path(ctx.workspace_path, options.target_path)}"
         )
