@@ -35,7 +35,6 @@ from jinja2 import nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
-from jinja2.lexer import Lexer
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.visitor import NodeTransformer
@@ -45,7 +44,6 @@ from scaffolder.tasks.templating_backstage import BACKSTAGE_FILTER_METADATA, bac
 from scaffolder.tasks.templating_filters import NUNJUCKS_TESTS, nunjucks_filters
 from scaffolder.tasks.templating_intrinsics import MUTATING_METHODS, resolve_method
 from scaffolder.tasks.templating_js import (
-    JS_UNDEFINED,
     UNDEFINED,
     JsRegex,
     JsUndefined,
@@ -74,6 +72,9 @@ TEMPLATE_CACHE_SIZE: Final = 2048
 _TEMPLATE_FILENAME: Final = "<template>"
 _GLOBALS_KEPT: Final = ("cycler", "joiner", "namespace")
 _LOGICAL_OPERAND: Final = "_js_logical_operand"
+#: Stands in for "\r" while Jinja lexes (a Unicode noncharacter, not found in real text).
+_CARRIAGE_RETURN: Final = "\ufdd0"
+_TAG_END_CRLF = re.compile(r"([-+]?%\})\r\n")
 _COMMENT_END = re.compile(r"#\}")
 _RAW_START = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
 _RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
@@ -191,11 +192,8 @@ def _logical_operand(node: nodes.BinExpr) -> nodes.Node:
     return marker.node
 
 
-class _NewlinePreservingLexer(Lexer):
-    """Jinja rewrites every line ending to ``\\n``; Nunjucks leaves template text alone."""
-
-    def _normalize_newlines(self, value: str) -> str:
-        return value
+def _keeps_carriage_returns(source: str) -> bool:
+    return "\r" in source and _CARRIAGE_RETURN not in source
 
 
 def _compare(left: Any, operator: str, right: Any) -> bool:
@@ -280,23 +278,30 @@ class _JsEnvironment(SandboxedEnvironment):
         self.globals = {name: self.globals[name] for name in _GLOBALS_KEPT}
         self.globals["range"] = _js_range
         self.globals.update(globals_)
-        self._preserving_lexer: Lexer | None = None
-
-    @property
-    def lexer(self) -> Lexer:
-        """The lexer, which keeps ``\\r\\n`` in template text."""
-        if self._preserving_lexer is None:
-            self._preserving_lexer = _NewlinePreservingLexer(self)
-        return self._preserving_lexer
 
     def preprocess(self, source: str, name: str | None = None, filename: str | None = None) -> str:
-        """Turn ``r/…/flags`` regex literals into something Jinja's lexer accepts."""
-        rewritten = rewrite_regex_literals(source, self.variable_start_string)
-        return super().preprocess(rewritten, name, filename)
+        """Rewrite ``r/…/flags`` regex literals, and hide carriage returns from the lexer.
+
+        Jinja's lexer turns every line ending into ``\\n``; Nunjucks keeps template text as
+        written, so a ``\\r`` travels through the lexer as `_CARRIAGE_RETURN` and `_parse`
+        puts it back.
+        """
+        source = rewrite_regex_literals(source, self.variable_start_string)
+        if _keeps_carriage_returns(source):
+            if self.trim_blocks:  # nunjitsu's trim_blocks removes a CRLF as well as an LF
+                source = _TAG_END_CRLF.sub(r"\1\n", source)
+            source = source.replace("\r", _CARRIAGE_RETURN)
+        return super().preprocess(source, name, filename)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = _JavaScriptSemantics().visit(super()._parse(source, name, filename))
         assert isinstance(tree, nodes.Template)
+        if _keeps_carriage_returns(source):
+            for data in tree.find_all(nodes.TemplateData):
+                data.data = data.data.replace(_CARRIAGE_RETURN, "\r")
+            for constant in tree.find_all(nodes.Const):
+                if isinstance(constant.value, str):
+                    constant.value = constant.value.replace(_CARRIAGE_RETURN, "\r")
         tree.set_environment(self)
         return tree
 
@@ -318,22 +323,21 @@ class _JsEnvironment(SandboxedEnvironment):
             raise SecurityError(f"access to {key!r} is not allowed in templates")
         if isinstance(obj, Undefined):
             return obj
-        if obj is None:
-            return JS_UNDEFINED
         if isinstance(obj, Mapping):
-            return _record_member(obj, key, method, self.cookiecutter_compat)
+            found = _record_member(obj, key, method, self.cookiecutter_compat)
+            return self.undefined(obj=obj, name=key) if found is _MISSING else found
         if isinstance(obj, str | list | tuple):
             index = _index(key, len(obj))
             if index is not None:
                 return obj[index]
             if key == "length":
                 return len(obj)
-        if isinstance(obj, str | list | tuple | bool | int | float | JsRegex):
-            if method and isinstance(key, str):
-                found = resolve_method(obj, key, cookiecutter_compat=self.cookiecutter_compat)
-                if found is not None:
-                    return found
-            return JS_UNDEFINED
+        if method and isinstance(key, str):
+            found = resolve_method(obj, key, cookiecutter_compat=self.cookiecutter_compat)
+            if found is not None:
+                return found
+        if obj is None or isinstance(obj, str | list | tuple | bool | int | float | JsRegex):
+            return self.undefined(obj=obj, name=key)
         # Jinja's own objects (loop, cycler, joiner, namespace, macros) and host objects given
         # as globals keep the sandbox's rules.
         return super().getattr(obj, key) if method else super().getitem(obj, key)
@@ -347,6 +351,9 @@ class _JsEnvironment(SandboxedEnvironment):
         return js_unop(operator, arg)
 
 
+_MISSING: Final = object()
+
+
 def _record_member(record: Mapping[Any, Any], key: Any, method: bool, compat: bool) -> Any:
     try:
         if key in record:
@@ -357,7 +364,7 @@ def _record_member(record: Mapping[Any, Any], key: Any, method: bool, compat: bo
     if name in record:
         return record[name]
     found = resolve_method(record, name, cookiecutter_compat=compat) if method else None
-    return JS_UNDEFINED if found is None else found
+    return _MISSING if found is None else found
 
 
 def _index(key: Any, length: int) -> int | None:
