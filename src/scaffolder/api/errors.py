@@ -63,7 +63,9 @@ def relative_url() -> str:
     return f"{path}?{query}" if query else path
 
 
-def error_response(name: str, message: str, status: int, extra: dict[str, Any] | None = None) -> Response:
+def error_response(
+    name: str, message: str, status: int, extra: dict[str, Any] | None = None
+) -> Response:
     """Backstage's error body."""
     error: dict[str, Any] = {"name": name, "message": message}
     if extra:

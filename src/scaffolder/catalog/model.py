@@ -40,11 +40,13 @@ def parse_entity_ref(
     """
     match = _REF.match(ref.strip()) if isinstance(ref, str) else None
     if not match:
-        raise InputError(f"Entity reference \"{ref}\" was not on the form [<kind>:][<namespace>/]<name>")
+        raise InputError(
+            f'Entity reference "{ref}" was not on the form [<kind>:][<namespace>/]<name>'
+        )
     kind = match.group("kind") or default_kind
     if not kind:
         raise InputError(
-            f"Entity reference \"{ref}\" had missing or empty kind (e.g. did not start with "
+            f'Entity reference "{ref}" had missing or empty kind (e.g. did not start with '
             '"component:" or similar)'
         )
     return EntityRef(

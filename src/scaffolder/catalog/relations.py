@@ -10,7 +10,13 @@ from scaffolder.errors import InputError
 
 # (source kinds, spec field, default target kind or None, relation type, is a list)
 _RULES: tuple[tuple[frozenset[str], str, str | None, str, bool], ...] = (
-    (frozenset({"component", "api", "resource", "system", "domain", "template"}), "owner", "group", "ownedBy", False),
+    (
+        frozenset({"component", "api", "resource", "system", "domain", "template"}),
+        "owner",
+        "group",
+        "ownedBy",
+        False,
+    ),
     (frozenset({"component"}), "subcomponentOf", "component", "partOf", False),
     (frozenset({"component"}), "providesApis", "api", "providesApi", True),
     (frozenset({"component"}), "consumesApis", "api", "consumesApi", True),
@@ -40,7 +46,9 @@ def relations_of(entity: Mapping[str, Any]) -> list[dict[str, str]]:
             if not isinstance(value, str) or not value:
                 continue
             try:
-                ref = parse_entity_ref(value, default_kind=default_kind, default_namespace=namespace)
+                ref = parse_entity_ref(
+                    value, default_kind=default_kind, default_namespace=namespace
+                )
             except InputError:
                 continue
             found.add((relation, str(ref)))

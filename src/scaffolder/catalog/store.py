@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scaffolder.catalog.model import entity_ref_of
-from scaffolder.db.engine import write_options
+from scaffolder.db.engine import write_connection
 from scaffolder.db.tables import catalog_entities
 from scaffolder.tasks.model import utcnow
 
@@ -28,7 +28,7 @@ class SqlCatalogStore:
     def replace_location(self, location_key: str, entities: Iterable[dict[str, Any]]) -> None:
         """Make ``entities`` exactly what ``location_key`` holds (keeping known uids)."""
         now = utcnow()
-        with self._engine.connect().execution_options(**write_options()).begin() as conn:
+        with write_connection(self._engine) as conn:
             existing = {
                 row.entity_ref: row.uid
                 for row in conn.execute(
@@ -133,7 +133,7 @@ def flatten(entity: Mapping[str, Any]) -> dict[str, set[str]]:
     def add(key: str, value: Any) -> None:
         out.setdefault(key.lower(), set())
         if value is not None:
-            out[key.lower()].add(str(value).lower() if not isinstance(value, bool) else str(value).lower())
+            out[key.lower()].add(str(value).lower())
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, Mapping):

@@ -22,7 +22,10 @@ _VERSION = re.compile(r"^[a-z0-9A-Z]+$")
 _TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
 _ROOT_FIELDS = {"apiVersion", "kind", "metadata", "spec", "relations", "status"}
 
-_NAME_RULE = "a string that is sequences of [a-zA-Z0-9] separated by any of [-_.], at most 63 characters in total"
+_NAME_RULE = (
+    "a string that is sequences of [a-zA-Z0-9] separated by any of [-_.], "
+    "at most 63 characters in total"
+)
 _NS_RULE = "a string that is sequences of [a-z0-9] separated by [-], at most 63 characters in total"
 _KIND_RULE = "a string that is a sequence of [a-zA-Z][a-z0-9A-Z], at most 63 characters in total"
 
@@ -41,7 +44,9 @@ REQUIRED_SPEC: Mapping[str, tuple[str, ...]] = {
 
 
 def _bad(field: str, expectation: str, value: Any) -> InputError:
-    return InputError(f'"{field}" is not valid; expected {expectation} but found "{value}". {_HELP}')
+    return InputError(
+        f'"{field}" is not valid; expected {expectation} but found "{value}". {_HELP}'
+    )
 
 
 def _dns_subdomain(value: str) -> bool:
@@ -65,7 +70,11 @@ def validate_entity(entity: Any) -> None:
     for key in entity:
         if key not in _ROOT_FIELDS:
             raise InputError(f"Unknown field {key}")
-    api_version, kind, metadata = entity.get("apiVersion"), entity.get("kind"), entity.get("metadata")
+    api_version, kind, metadata = (
+        entity.get("apiVersion"),
+        entity.get("kind"),
+        entity.get("metadata"),
+    )
     if not isinstance(api_version, str) or not api_version:
         raise InputError("Entity apiVersion must be a non-empty string")
     group, _, version = api_version.rpartition("/")
@@ -79,7 +88,9 @@ def validate_entity(entity: Any) -> None:
     if not isinstance(name, str) or len(name) > 63 or not _NAME.match(name):
         raise _bad("metadata.name", _NAME_RULE, name)
     namespace = metadata.get("namespace")
-    if namespace is not None and (not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_LABEL.match(namespace)):
+    if namespace is not None and (
+        not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_LABEL.match(namespace)
+    ):
         raise _bad("metadata.namespace", _NS_RULE, namespace)
     for field in ("labels", "annotations"):
         values = metadata.get(field) or {}
@@ -94,7 +105,12 @@ def validate_entity(entity: Any) -> None:
                 raise _bad(f"metadata.labels.{key}", _NAME_RULE, value)
     for tag in metadata.get("tags") or []:
         if not isinstance(tag, str) or len(tag) > 63 or not _TAG.match(tag):
-            raise _bad("metadata.tags", "a string that is sequences of [a-z0-9+#] separated by [-], at most 63 characters in total", tag)
+            raise _bad(
+                "metadata.tags",
+                "a string that is sequences of [a-z0-9+#] separated by [-], "
+                "at most 63 characters in total",
+                tag,
+            )
     for link in metadata.get("links") or []:
         url = link.get("url") if isinstance(link, Mapping) else None
         if not isinstance(url, str) or not urlparse(url).scheme:
@@ -105,11 +121,13 @@ def validate_entity(entity: Any) -> None:
         raise InputError(f"Unsupported apiVersion field in schema entity, {api_version}")
     required = REQUIRED_SPEC.get(lowered, ())
     if required and not isinstance(spec, Mapping):
-        raise InputError(f"/spec must be object")
+        raise InputError("/spec must be object")
     for field in required:
         value = spec.get(field) if isinstance(spec, Mapping) else None
         if value is None or value == "":
-            raise InputError(f"/spec must have required property '{field}' - missingProperty: {field}")
+            raise InputError(
+                f"/spec must have required property '{field}' - missingProperty: {field}"
+            )
     if lowered == "template":
         assert isinstance(spec, Mapping)
         if not isinstance(spec.get("steps"), list):

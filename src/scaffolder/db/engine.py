@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 IMMEDIATE = "scaffolder_immediate"
 
 
-def write_options() -> dict[str, Any]:
-    """Execution options for a connection that will write (``conn.execution_options(**...)``)."""
-    return {IMMEDIATE: True}
+@contextmanager
+def write_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction that will write (IMMEDIATE on SQLite), committed on exit."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{IMMEDIATE: True})
+        with conn.begin():
+            yield conn
 
 
 def create_engine(url: str) -> sa.Engine:

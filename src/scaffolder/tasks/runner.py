@@ -22,7 +22,7 @@ from scaffolder.tasks.templating import UNDEFINED, Templater, is_truthy, to_js_s
 from scaffolder.validation import error_stacks, validate
 
 _STATUS_FUNCTIONS = re.compile(r"\b(always|failure)\s*\(\s*\)")
-_SECRET_MASK = "***"
+_SECRET_MASK = "***"  # noqa: S105 - the mask, not a secret
 
 
 class RunContext(Protocol):
@@ -130,9 +130,7 @@ class WorkflowRunner:
                 "success": (lambda f=failed: not f),
             }
             condition = step.get("if")
-            if failed and not (
-                isinstance(condition, str) and _STATUS_FUNCTIONS.search(condition)
-            ):
+            if failed and not (isinstance(condition, str) and _STATUS_FUNCTIONS.search(condition)):
                 run.emit_log(
                     {
                         "message": f"Skipping step {step_id} because a previous step failed",
@@ -244,8 +242,7 @@ class WorkflowRunner:
                     if not action.supports_dry_run:
                         run.emit_log(
                             {
-                                "message": f"Skipping because {action.id} does not support "
-                                "dry-run",
+                                "message": f"Skipping because {action.id} does not support dry-run",
                                 "stepId": step_id,
                                 "status": "skipped",
                             }
@@ -300,9 +297,7 @@ class WorkflowRunner:
             "array or object"
         )
 
-    def _checkpoint(
-        self, run: RunContext, step_id: str, key: str, fn: Callable[[], Any]
-    ) -> Any:
+    def _checkpoint(self, run: RunContext, step_id: str, key: str, fn: Callable[[], Any]) -> Any:
         checkpoints = run.state.setdefault("checkpoints", {})
         stored_key = f"v1.task.checkpoint.{step_id}.{key}"
         stored = checkpoints.get(stored_key)
@@ -354,8 +349,10 @@ def _mask_secret_inputs(with_secrets: Any, without: Any) -> Any:
     """Show ``***`` where rendering with secrets differs from rendering without them."""
     if isinstance(with_secrets, dict) and isinstance(without, dict):
         return {k: _mask_secret_inputs(v, without.get(k)) for k, v in with_secrets.items()}
-    if isinstance(with_secrets, list) and isinstance(without, list) and len(with_secrets) == len(
-        without
+    if (
+        isinstance(with_secrets, list)
+        and isinstance(without, list)
+        and len(with_secrets) == len(without)
     ):
         return [_mask_secret_inputs(a, b) for a, b in zip(with_secrets, without, strict=True)]
     return with_secrets if with_secrets == without else _SECRET_MASK

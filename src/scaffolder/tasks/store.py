@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from scaffolder.db.engine import write_options
+from scaffolder.db.engine import write_connection
 from scaffolder.db.tables import task_events, tasks
 from scaffolder.errors import ConflictError, NotFoundError
 from scaffolder.tasks.model import (
@@ -192,9 +193,7 @@ class SqlTaskStore:
             ).all()
         return {row.task_id for row in rows}
 
-    def complete_task(
-        self, task_id: str, status: TaskStatus, body: dict[str, Any]
-    ) -> TaskEvent:
+    def complete_task(self, task_id: str, status: TaskStatus, body: dict[str, Any]) -> TaskEvent:
         """Finish a ``processing`` task: status, secrets dropped, completion event, at once."""
         with self._write() as conn:
             updated = conn.execute(
@@ -258,9 +257,7 @@ class SqlTaskStore:
     def retry_task(self, task_id: str, *, secrets: dict[str, str] | None) -> TaskEvent:
         """Reopen a finished task; its cancel and completion events are removed."""
         with self._write() as conn:
-            row = conn.execute(
-                sa.select(tasks.c.spec).where(tasks.c.id == task_id)
-            ).one_or_none()
+            row = conn.execute(sa.select(tasks.c.spec).where(tasks.c.id == task_id)).one_or_none()
             if row is None:
                 raise NotFoundError(f"No task with id '{task_id}' found")
             updated = conn.execute(
@@ -345,8 +342,8 @@ class SqlTaskStore:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _write(self) -> Any:
-        return self._engine.connect().execution_options(**write_options()).begin()
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        return write_connection(self._engine)
 
     def _insert_event(
         self, conn: sa.Connection, task_id: str, type_: EventType, body: dict[str, Any]

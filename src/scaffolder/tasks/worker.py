@@ -155,9 +155,14 @@ class TaskWorker:
             except Exception as exc:  # a bug in the runner must not kill the worker
                 log.exception("task %s crashed", run.task_id)
                 result = RunResult(status="failed", error=exc)
-            status = TaskStatus(result.status)
+            # The workspace goes before the task is reported finished: whoever sees the final
+            # status can rely on nothing being left behind.
+            if not self._keep_workspaces:
+                remove_workspace(run.workspace_path)
             try:
-                self._broker.complete(run.task_id, status, result.completion_body(redact))
+                self._broker.complete(
+                    run.task_id, TaskStatus(result.status), result.completion_body(redact)
+                )
             except Exception:
                 log.exception("completing task %s failed", run.task_id)
         finally:

@@ -1,0 +1,117 @@
+"""The SQL task store: guarded state transitions, the global event sequence, secrets."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from scaffolder.db.engine import create_engine, upgrade
+from scaffolder.db.tables import tasks
+from scaffolder.errors import ConflictError, NotFoundError
+from scaffolder.tasks.model import EventType, TaskStatus
+from scaffolder.tasks.store import SqlTaskStore, TaskFilter
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqlTaskStore:
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(engine)
+    return SqlTaskStore(engine)
+
+
+def _spec() -> dict[str, object]:
+    return {"apiVersion": "scaffolder.backstage.io/v1beta3", "steps": [], "output": {}}
+
+
+def test_claim_is_exclusive_under_concurrency(store: SqlTaskStore) -> None:
+    ids = {store.create_task(spec=_spec(), secrets=None, created_by=None) for _ in range(20)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claim_all() -> None:
+        while (task := store.claim_task()) is not None:
+            with lock:
+                claimed.append(task.id)
+
+    threads = [threading.Thread(target=claim_all) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(ids)  # every task once, none twice
+
+
+def test_claim_hands_secrets_over_and_drops_them(store: SqlTaskStore) -> None:
+    task_id = store.create_task(spec=_spec(), secrets={"TOKEN": "x"}, created_by="user:default/a")
+    claimed = store.claim_task()
+    assert claimed is not None
+    assert claimed.secrets == {"TOKEN": "x"}
+    assert claimed.created_by == "user:default/a"
+    with store._engine.connect() as conn:
+        assert conn.execute(sa.select(tasks.c.secrets)).scalar_one() is None
+    assert store.get_task(task_id).status is TaskStatus.PROCESSING
+
+
+def test_complete_only_from_processing(store: SqlTaskStore) -> None:
+    task_id = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    with pytest.raises(ConflictError):
+        store.complete_task(task_id, TaskStatus.COMPLETED, {"message": "x"})
+    store.claim_task()
+    event = store.complete_task(task_id, TaskStatus.COMPLETED, {"message": "done"})
+    assert event.type is EventType.COMPLETION
+    with pytest.raises(ConflictError):
+        store.complete_task(task_id, TaskStatus.FAILED, {"message": "again"})
+
+
+def test_events_are_global_and_completion_always_listed(store: SqlTaskStore) -> None:
+    a = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    b = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    e1 = store.emit(a, EventType.LOG, {"message": "a1"})
+    e2 = store.emit(b, EventType.LOG, {"message": "b1"})
+    assert e2.id == e1.id + 1
+    store.claim_task()
+    store.claim_task()
+    done = store.complete_task(a, TaskStatus.COMPLETED, {"message": "ok"})
+    assert [e.id for e in store.list_events(a, after=done.id)] == [done.id]
+    assert [e.body["message"] for e in store.list_events(a)] == ["a1", "ok"]
+
+
+def test_cancel_open_task_finishes_it(store: SqlTaskStore) -> None:
+    task_id = store.create_task(spec=_spec(), secrets={"K": "v"}, created_by=None)
+    cancelled, completion = store.cancel_task(task_id)
+    assert cancelled.body == {
+        "message": "Step 0 has been cancelled.",
+        "stepId": "0",
+        "status": "cancelled",
+    }
+    assert completion is not None
+    assert store.get_task(task_id).status is TaskStatus.CANCELLED
+    assert store.claim_task() is None
+    with pytest.raises(NotFoundError):
+        store.cancel_task("missing")
+
+
+def test_retry_removes_completion_and_reopens(store: SqlTaskStore) -> None:
+    task_id = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    with pytest.raises(ConflictError, match="cannot be retried"):
+        store.retry_task(task_id, secrets=None)
+    store.claim_task()
+    store.complete_task(task_id, TaskStatus.FAILED, {"message": "no"})
+    recovered = store.retry_task(task_id, secrets={"K": "v"})
+    assert recovered.body == {"recoverStrategy": "none"}
+    assert [e.type for e in store.list_events(task_id)] == [EventType.RECOVERED]
+    assert store.get_task(task_id).status is TaskStatus.OPEN
+
+
+def test_list_filters_and_counts(store: SqlTaskStore) -> None:
+    for who in ("user:default/a", "user:default/b", None):
+        store.create_task(spec=_spec(), secrets=None, created_by=who)
+    tasks_, total = store.list_tasks(TaskFilter(created_by=["user:default/a"]))
+    assert total == 1
+    assert tasks_[0].created_by == "user:default/a"
+    page, total = store.list_tasks(TaskFilter(limit=1, order=[("created_by", "asc")]))
+    assert total == 3
+    assert len(page) == 1
