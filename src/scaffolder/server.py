@@ -39,6 +39,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
 def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> None:
     """Serve until SIGTERM/SIGINT."""
+
     def worker_exit(_server: Any, worker: Any) -> None:
         services = getattr(worker.app, "_services", None)
         if services is not None:

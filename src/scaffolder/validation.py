@@ -70,7 +70,7 @@ def _fmt(value: Any) -> str:
 
 def _translate(error: ValidationError) -> Iterator[dict[str, Any]]:
     keyword = str(error.validator)
-    arg = error.validator_value
+    arg: Any = error.validator_value
     path = list(error.absolute_path)
     instance = error.instance
     schema = error.schema if isinstance(error.schema, dict) else {}

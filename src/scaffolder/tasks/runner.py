@@ -124,11 +124,7 @@ class WorkflowRunner:
             step_id = str(step.get("id"))
             name = str(step.get("name", step.get("action")))
             failed = first_error is not None
-            status_context = {
-                "always": lambda: True,
-                "failure": (lambda f=failed: f),
-                "success": (lambda f=failed: not f),
-            }
+            status_context = _status_functions(failed)
             condition = step.get("if")
             if failed and not (isinstance(condition, str) and _STATUS_FUNCTIONS.search(condition)):
                 run.emit_log(
@@ -335,6 +331,11 @@ class WorkflowRunner:
             if result is not UNDEFINED:
                 rendered[key] = result
         return rendered
+
+
+def _status_functions(failed: bool) -> dict[str, Callable[[], bool]]:
+    """The ``always()``, ``failure()`` and ``success()`` globals of a step's ``if``."""
+    return {"always": lambda: True, "failure": lambda: failed, "success": lambda: not failed}
 
 
 def _collect(collected: dict[str, Any], outputs: Mapping[str, Any], iterating: bool) -> None:

@@ -369,7 +369,7 @@ class SqlTaskStore:
         return "0"
 
 
-def _task(row: sa.Row[Any]) -> Task:
+def _task(row: Any) -> Task:
     return Task(
         id=row.id,
         spec=json.loads(row.spec),
@@ -380,7 +380,7 @@ def _task(row: sa.Row[Any]) -> Task:
     )
 
 
-def _event(row: sa.Row[Any]) -> TaskEvent:
+def _event(row: Any) -> TaskEvent:
     return TaskEvent(
         id=int(row.id),
         task_id=row.task_id,

@@ -1,19 +1,12 @@
-"""Backstage's templating language (CONTRACT §6), on Jinja's sandbox.
+"""Backstage's templating language (CONTRACT §6): the one entry point, `Templater`.
 
 Backstage renders ``${{ … }}`` templates with nunjitsu, a Nunjucks interpreter whose values
-are JavaScript values. `Templater` runs the same templates on
-`jinja2.sandbox.SandboxedEnvironment`, adjusted where Jinja and Nunjucks differ:
-
-* delimiters ``${{ }}`` / ``{% %}`` / ``{# #}`` (``{{ }}`` in cookiecutter mode), no
-  autoescape, newlines and the final newline kept as written;
-* undefined values never raise and chain (``parameters.missing.deep`` is undefined);
-* JavaScript semantics for output, ``+ - * / // % **``, ``~``, ``==``/``<``/``in``, ``and``/
-  ``or``/``not``/``if`` truthiness, ``{% for k, v in object %}``, ``{key: v}`` literals and
-  ``r/regex/g`` literals (see `templating_js`);
-* member access resolves object keys, array indexes, ``length`` and an allow-list of
-  JavaScript methods (`templating_intrinsics`); nothing else of a Python object is reachable;
-* Nunjucks' filters and tests (`templating_filters`) and Backstage's four
-  (`templating_backstage`) replace Jinja's.
+are JavaScript values. `Templater` runs the same templates on Jinja's sandbox, adjusted to
+match (`templating_environment`): ``${{ }}``/``{% %}`` delimiters (``{{ }}`` in cookiecutter
+mode), no autoescape, text kept byte for byte, undefined values that never raise, JavaScript
+values and operators (`templating_js`), an allow-list of JavaScript methods
+(`templating_intrinsics`), and Nunjucks' and Backstage's filters instead of Jinja's
+(`templating_filters`, `templating_backstage`).
 
 Values in the context are data: they are never parsed as templates, and output is never
 rendered again.
@@ -24,41 +17,21 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import re
 import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from jinja2 import nodes, pass_context
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2 import nodes
 from jinja2.environment import Template
-from jinja2.exceptions import SecurityError, TemplateSyntaxError
-from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import SandboxedEnvironment, safe_range
-from jinja2.visitor import NodeTransformer
+from jinja2.exceptions import TemplateSyntaxError
 
 from scaffolder.errors import InputError, ScaffolderError
 from scaffolder.tasks.templating_backstage import BACKSTAGE_FILTER_METADATA, backstage_filters
-from scaffolder.tasks.templating_filters import NUNJUCKS_TESTS, nunjucks_filters
-from scaffolder.tasks.templating_intrinsics import MUTATING_METHODS, resolve_method
-from scaffolder.tasks.templating_js import (
-    UNDEFINED,
-    JsRegex,
-    JsUndefined,
-    compare_order,
-    iter_js,
-    js_binop,
-    js_in,
-    js_json,
-    js_string,
-    js_truthy,
-    js_unop,
-    loose_equal,
-    parse_json,
-    to_js_string,
-)
+from scaffolder.tasks.templating_environment import EnvironmentOptions, JsEnvironment
+from scaffolder.tasks.templating_intrinsics import MUTATING_METHODS
+from scaffolder.tasks.templating_js import UNDEFINED, js_truthy, parse_json, to_js_string
 
 __all__ = ["UNDEFINED", "TemplateRenderError", "Templater", "is_truthy", "to_js_string"]
 
@@ -70,14 +43,6 @@ DEFAULT_SCM_HOSTS: Final[Mapping[str, str]] = {"github.com": "github"}
 TEMPLATE_CACHE_SIZE: Final = 2048
 #: Jinja names traceback frames of string templates like this.
 _TEMPLATE_FILENAME: Final = "<template>"
-_GLOBALS_KEPT: Final = ("cycler", "joiner", "namespace")
-_LOGICAL_OPERAND: Final = "_js_logical_operand"
-#: Stands in for "\r" while Jinja lexes (a Unicode noncharacter, not found in real text).
-_CARRIAGE_RETURN: Final = "\ufdd0"
-_TAG_END_CRLF = re.compile(r"([-+]?%\})\r\n")
-_COMMENT_END = re.compile(r"#\}")
-_RAW_START = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
-_RAW_END = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
 
 
 class TemplateRenderError(InputError):
@@ -97,364 +62,6 @@ def is_truthy(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return len(value) > 0
     return js_truthy(value)
-
-
-# --- Jinja, made to behave like nunjitsu ---------------------------------------------------
-
-
-def _call_filter(node: nodes.Node, name: str, *args: nodes.Node) -> nodes.Filter:
-    return nodes.Filter(node, name, list(args), [], None, None, lineno=node.lineno)
-
-
-class _JavaScriptSemantics(NodeTransformer):
-    """Rewrites a parsed template so its operators follow JavaScript, not Python."""
-
-    def visit_And(self, node: nodes.And) -> nodes.Node:
-        return self._logical(node)
-
-    def visit_Or(self, node: nodes.Or) -> nodes.Node:
-        return self._logical(node)
-
-    def _logical(self, node: nodes.BinExpr) -> nodes.Node:
-        # Jinja would fold constant operands with Python truthiness, and it allows no custom
-        # node types; a left operand behind a context filter is never folded, and
-        # `_JsCodeGenerator` compiles the operator itself.
-        self.generic_visit(node)
-        node.left = _call_filter(node.left, _LOGICAL_OPERAND)
-        return node
-
-    def visit_Not(self, node: nodes.Not) -> nodes.Node:
-        self.generic_visit(node)
-        node.node = _call_filter(node.node, "_js_truthy")
-        return node
-
-    def visit_If(self, node: nodes.If) -> nodes.Node:
-        self.generic_visit(node)
-        node.test = _call_filter(node.test, "_js_truthy")
-        return node
-
-    def visit_CondExpr(self, node: nodes.CondExpr) -> nodes.Node:
-        self.generic_visit(node)
-        node.test = _call_filter(node.test, "_js_truthy")
-        return node
-
-    def visit_For(self, node: nodes.For) -> nodes.Node:
-        self.generic_visit(node)
-        node.iter = _call_filter(node.iter, "_js_iter")
-        if node.test is not None:
-            node.test = _call_filter(node.test, "_js_truthy")
-        return node
-
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        self.generic_visit(node)
-        return _call_filter(nodes.List(node.nodes, lineno=node.lineno), "_js_concat")
-
-    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
-        self.generic_visit(node)
-        # Chains fold left as in JavaScript: `a < b < c` is `(a < b) < c`.
-        result: nodes.Expr = node.expr
-        for operand in node.ops:
-            result = _call_filter(result, "_js_compare", nodes.Const(operand.op), operand.expr)
-        return result
-
-    def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
-        self.generic_visit(node)
-        for pair in node.items:  # `{ defaultKind: "group" }`: a bare key is a name, not a variable
-            if isinstance(pair.key, nodes.Name):
-                pair.key = nodes.Const(pair.key.name, lineno=pair.key.lineno)
-        return node
-
-
-class _JsCodeGenerator(CodeGenerator):
-    """Compiles ``and``/``or`` so the left operand is evaluated once and tested the JS way."""
-
-    def visit_And(self, node: nodes.BinExpr, frame: Frame) -> None:
-        left = self.temporary_identifier()
-        self.write("((")
-        self.visit(node.right, frame)
-        self.write(f") if environment.js_truthy({left} := (")
-        self.visit(_logical_operand(node), frame)
-        self.write(f")) else {left})")
-
-    def visit_Or(self, node: nodes.BinExpr, frame: Frame) -> None:
-        left = self.temporary_identifier()
-        self.write(f"({left} if environment.js_truthy({left} := (")
-        self.visit(_logical_operand(node), frame)
-        self.write(")) else (")
-        self.visit(node.right, frame)
-        self.write("))")
-
-
-def _logical_operand(node: nodes.BinExpr) -> nodes.Node:
-    marker = node.left
-    assert isinstance(marker, nodes.Filter)
-    assert marker.node is not None
-    return marker.node
-
-
-def _keeps_carriage_returns(source: str) -> bool:
-    return "\r" in source and _CARRIAGE_RETURN not in source
-
-
-def _compare(left: Any, operator: str, right: Any) -> bool:
-    if operator == "eq":
-        return loose_equal(left, right)
-    if operator == "ne":
-        return not loose_equal(left, right)
-    if operator == "in":
-        return js_in(left, right)
-    if operator == "notin":
-        return not js_in(left, right)
-    order = compare_order(left, right)
-    return {"gt": order > 0, "gteq": order >= 0, "lt": order < 0, "lteq": order <= 0}[operator]
-
-
-@pass_context
-def _logical_operand_marker(_context: Context, value: Any) -> Any:
-    return value
-
-
-_INTERNAL_FILTERS: Final[Mapping[str, Callable[..., Any]]] = {
-    _LOGICAL_OPERAND: _logical_operand_marker,
-    "_js_compare": _compare,
-    "_js_concat": lambda values: "".join(js_string(value) for value in values),
-    "_js_iter": iter_js,
-    "_js_regex": JsRegex,
-    "_js_truthy": js_truthy,
-}
-
-
-def _finalize_json(value: Any) -> str:
-    text = js_json(value)
-    return "" if text is None else text
-
-
-def _js_range(*args: Any) -> list[int]:
-    # Nunjucks' range is an array; the sandbox's range refuses more than MAX_RANGE items.
-    return list(safe_range(*args))
-
-
-@dataclass(frozen=True, slots=True)
-class _Options:
-    cookiecutter_compat: bool
-    trim_blocks: bool
-    lstrip_blocks: bool
-    json_output: bool
-
-
-class _JsEnvironment(SandboxedEnvironment):
-    """The sandbox with nunjitsu's syntax, values, filters and member access."""
-
-    code_generator_class = _JsCodeGenerator
-    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
-    intercepted_unops = frozenset({"+", "-"})
-    js_truthy = staticmethod(js_truthy)
-
-    def __init__(
-        self,
-        options: _Options,
-        *,
-        filters: Mapping[str, Callable[..., Any]],
-        globals_: Mapping[str, Any],
-    ) -> None:
-        super().__init__(
-            variable_start_string="{{" if options.cookiecutter_compat else "${{",
-            variable_end_string="}}",
-            trim_blocks=options.trim_blocks,
-            lstrip_blocks=options.lstrip_blocks,
-            keep_trailing_newline=True,
-            autoescape=False,
-            undefined=JsUndefined,
-            finalize=_finalize_json if options.json_output else to_js_string,
-            cache_size=0,
-        )
-        self.cookiecutter_compat = options.cookiecutter_compat
-        self.filters = {
-            **nunjucks_filters(cookiecutter_compat=options.cookiecutter_compat),
-            **filters,
-            **_INTERNAL_FILTERS,
-        }
-        self.tests = dict(NUNJUCKS_TESTS)
-        self.globals = {name: self.globals[name] for name in _GLOBALS_KEPT}
-        self.globals["range"] = _js_range
-        self.globals.update(globals_)
-
-    def preprocess(self, source: str, name: str | None = None, filename: str | None = None) -> str:
-        """Rewrite ``r/…/flags`` regex literals, and hide carriage returns from the lexer.
-
-        Jinja's lexer turns every line ending into ``\\n``; Nunjucks keeps template text as
-        written, so a ``\\r`` travels through the lexer as `_CARRIAGE_RETURN` and `_parse`
-        puts it back.
-        """
-        source = rewrite_regex_literals(source, self.variable_start_string)
-        if _keeps_carriage_returns(source):
-            if self.trim_blocks:  # nunjitsu's trim_blocks removes a CRLF as well as an LF
-                source = _TAG_END_CRLF.sub(r"\1\n", source)
-            source = source.replace("\r", _CARRIAGE_RETURN)
-        return super().preprocess(source, name, filename)
-
-    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        tree = _JavaScriptSemantics().visit(super()._parse(source, name, filename))
-        assert isinstance(tree, nodes.Template)
-        if _keeps_carriage_returns(source):
-            for data in tree.find_all(nodes.TemplateData):
-                data.data = data.data.replace(_CARRIAGE_RETURN, "\r")
-            for constant in tree.find_all(nodes.Const):
-                if isinstance(constant.value, str):
-                    constant.value = constant.value.replace(_CARRIAGE_RETURN, "\r")
-        tree.set_environment(self)
-        return tree
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        """``obj.name``: an object key, ``length``, an index, or an allowed method."""
-        return self._member(obj, attribute, method=True)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        """``obj[key]``: like ``obj.key``, but never a method (so every method call is
-        visible in the syntax tree, see `MUTATING_METHODS`)."""
-        return self._member(obj, argument, method=False)
-
-    def _member(self, obj: Any, key: Any, *, method: bool) -> Any:
-        if (
-            isinstance(key, str)
-            and key.startswith("_")
-            and not (isinstance(obj, Mapping) and key in obj)
-        ):
-            raise SecurityError(f"access to {key!r} is not allowed in templates")
-        if isinstance(obj, Undefined):
-            return obj
-        if isinstance(obj, Mapping):
-            found = _record_member(obj, key, method, self.cookiecutter_compat)
-            return self.undefined(obj=obj, name=key) if found is _MISSING else found
-        if isinstance(obj, str | list | tuple):
-            index = _index(key, len(obj))
-            if index is not None:
-                return obj[index]
-            if key == "length":
-                return len(obj)
-        if method and isinstance(key, str):
-            found = resolve_method(obj, key, cookiecutter_compat=self.cookiecutter_compat)
-            if found is not None:
-                return found
-        if obj is None or isinstance(obj, str | list | tuple | bool | int | float | JsRegex):
-            return self.undefined(obj=obj, name=key)
-        # Jinja's own objects (loop, cycler, joiner, namespace, macros) and host objects given
-        # as globals keep the sandbox's rules.
-        return super().getattr(obj, key) if method else super().getitem(obj, key)
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """Arithmetic with JavaScript semantics (which also bounds ``**`` and ``*``)."""
-        return js_binop(operator, left, right)
-
-    def call_unop(self, context: Context, operator: str, arg: Any) -> Any:
-        """Unary ``-``/``+`` with JavaScript number conversion."""
-        return js_unop(operator, arg)
-
-
-_MISSING: Final = object()
-
-
-def _record_member(record: Mapping[Any, Any], key: Any, method: bool, compat: bool) -> Any:
-    try:
-        if key in record:
-            return record[key]
-    except TypeError:  # an unhashable key such as a list: JavaScript would use String(key)
-        pass
-    name = key if isinstance(key, str) else js_string(key)
-    if name in record:
-        return record[name]
-    found = resolve_method(record, name, cookiecutter_compat=compat) if method else None
-    return _MISSING if found is None else found
-
-
-def _index(key: Any, length: int) -> int | None:
-    if isinstance(key, bool):
-        return None
-    if isinstance(key, float) and key.is_integer():
-        key = int(key)
-    if isinstance(key, str) and key.isdigit() and str(int(key)) == key:
-        key = int(key)
-    return key if isinstance(key, int) and 0 <= key < length else None
-
-
-def rewrite_regex_literals(source: str, variable_start: str) -> str:
-    """Replace each ``r/pattern/flags`` inside tags by ``("pattern"|_js_regex("flags"))``.
-
-    Only code is rewritten: template text, comments, string literals and ``{% raw %}``
-    sections stay as they are, and line numbers do not change.
-    """
-    if "r/" not in source:
-        return source
-    out: list[str] = []
-    index = 0
-    while index < len(source):
-        starts = [(source.find(tag, index), tag) for tag in (variable_start, "{%", "{#")]
-        found = [(position, tag) for position, tag in starts if position >= 0]
-        if not found:
-            out.append(source[index:])
-            break
-        position, tag = min(found)
-        out.append(source[index:position])
-        skipped = None
-        if tag == "{#":
-            skipped = _COMMENT_END.search(source, position)
-        elif _RAW_START.match(source, position):
-            skipped = _RAW_END.search(source, position)
-        if skipped is not None or tag == "{#":
-            index = len(source) if skipped is None else skipped.end()
-            out.append(source[position:index])
-            continue
-        out.append(tag)
-        index = _rewrite_code(source, position + len(tag), "}}" if tag != "{%" else "%}", out)
-    return "".join(out)
-
-
-def _rewrite_code(source: str, index: int, closing: str, out: list[str]) -> int:
-    depth = 0
-    while index < len(source):
-        char = source[index]
-        if depth == 0 and source.startswith(closing, index):
-            out.append(closing)
-            return index + len(closing)
-        if char in "'\"":
-            end = index + 1
-            while end < len(source) and source[end] != char:
-                end += 2 if source[end] == "\\" else 1
-            out.append(source[index : end + 1])
-            index = end + 1
-            continue
-        if char == "r" and source.startswith("r/", index) and not _continues_name(source, index):
-            literal = _regex_literal(source, index + 2)
-            if literal is not None:
-                pattern, flags, index = literal
-                escaped = pattern.replace("\\", "\\\\").replace('"', '\\"')
-                out.append(f'("{escaped}"|_js_regex("{flags}"))')
-                continue
-        depth += (char in "([{") - (char in ")]}")
-        out.append(char)
-        index += 1
-    return index
-
-
-def _continues_name(source: str, index: int) -> bool:
-    return index > 0 and (source[index - 1].isalnum() or source[index - 1] in "_.")
-
-
-def _regex_literal(source: str, start: int) -> tuple[str, str, int] | None:
-    index, in_class = start, False
-    while index < len(source) and source[index] != "\n":
-        char = source[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "/" and not in_class:
-            end = index + 1
-            while end < len(source) and source[end] in "dgimsuyv":
-                end += 1
-            return source[start:index], source[index + 1 : end], end
-        in_class = (in_class or char == "[") and char != "]"
-        index += 1
-    return None
 
 
 # --- compiled templates --------------------------------------------------------------------
@@ -524,7 +131,7 @@ class Templater:
         self._extra_filters = dict(extra_filters or {})
         self._extra_globals = dict(extra_globals or {})
         self._filters = {**backstage_filters(hosts), **self._extra_filters}
-        self._environments: dict[_Options, _JsEnvironment] = {}
+        self._environments: dict[EnvironmentOptions, JsEnvironment] = {}
         self._lock = threading.Lock()
         self._compile = functools.lru_cache(maxsize=TEMPLATE_CACHE_SIZE)(self._compile_uncached)
 
@@ -637,32 +244,48 @@ class Templater:
 
     @staticmethod
     def _run(template: Template, context: Mapping[str, Any], *, copies: bool) -> str:
-        return template.render(copy.deepcopy(dict(context)) if copies else context)
+        return template.render(_data_copy(context) if copies else context)
 
     def _compile_uncached(
         self, source: str, value_mode: bool, compat: bool, trim: bool, lstrip: bool
     ) -> _Compiled | _Broken:
-        environment = self._environment(_Options(compat, trim, lstrip, json_output=False))
+        environment = self._environment(EnvironmentOptions(compat, trim, lstrip, json_output=False))
         try:
             tree = environment.parse(source)
             copies = any(node.attr in MUTATING_METHODS for node in tree.find_all(nodes.Getattr))
             json_template = None
             if value_mode and _is_single_root(tree):
-                json_environment = self._environment(_Options(compat, trim, lstrip, True))
-                json_template = json_environment.from_string(source)
-            return _Compiled(environment.from_string(tree), json_template, copies)
+                json_environment = self._environment(EnvironmentOptions(compat, trim, lstrip, True))
+                json_template = _flattened(json_environment.from_string(source))
+            return _Compiled(_flattened(environment.from_string(tree)), json_template, copies)
         except TemplateSyntaxError as error:
             return _Broken(_describe(error), error.lineno)
 
-    def _environment(self, options: _Options) -> _JsEnvironment:
+    def _environment(self, options: _Options) -> JsEnvironment:
         with self._lock:
             environment = self._environments.get(options)
             if environment is None:
-                environment = _JsEnvironment(
+                environment = JsEnvironment(
                     options, filters=self._filters, globals_=self._extra_globals
                 )
                 self._environments[options] = environment
             return environment
+
+
+def _data_copy(value: Any) -> Any:
+    """A copy of the objects and arrays in ``value``; everything else (functions too) is shared."""
+    if isinstance(value, Mapping):
+        return {key: _data_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_data_copy(item) for item in value]
+    return value
+
+
+def _flattened(template: Template) -> Template:
+    # Every render copies the template's globals into a new context; Jinja keeps them in a
+    # ChainMap, which copies an order of magnitude slower than a dict. They never change.
+    template.globals = dict(template.globals)
+    return template
 
 
 def _has_tags(source: str, variable_start: str) -> bool:

@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from jinja2 import ChainableUndefined, Undefined
@@ -376,7 +377,7 @@ def _write_json(value: Any, indent: str | None, prefix: str, out: list[str]) -> 
     if value is None:
         out.append("null")
     elif isinstance(value, str):
-        out.append(json.dumps(str(value), ensure_ascii=False))
+        out.append(encode_basestring(value))
     elif isinstance(value, bool):
         out.append("true" if value else "false")
     elif isinstance(value, int | float):
@@ -411,7 +412,7 @@ def _write_json_items(
         if indent:
             out.append("\n" + inner)
         if key is not None:
-            out.append(json.dumps(key, ensure_ascii=False) + (": " if indent else ":"))
+            out.append(encode_basestring(key) + (": " if indent else ":"))
         if key is None and _json_omitted(item):
             out.append("null")
         else:
@@ -421,17 +422,20 @@ def _write_json_items(
     out.append(brackets[1])
 
 
-def parse_json(text: str) -> Any:
-    """JavaScript ``JSON.parse``: rejects NaN and Infinity, integral numbers become ints."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"Unexpected token {name} in JSON")
 
 
 def _parse_float(text: str) -> float:
     return normalize_number(float(text))
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_float)
+
+
+def parse_json(text: str) -> Any:
+    """JavaScript ``JSON.parse``: rejects NaN and Infinity, integral numbers become ints."""
+    return _DECODER.decode(text)
 
 
 def iter_js(value: Any) -> Iterable[Any]:
