@@ -59,3 +59,39 @@ def test_entry_point_plugin_is_loaded(installed_plugin: Path) -> None:
         registry.register(actions[0])
     with pytest.raises(NotFoundError):
         registry.get("acme:missing")
+
+
+def test_plugin_action_runs_in_a_task(installed_plugin: Path, make_settings) -> None:  # type: ignore[no-untyped-def]
+    from scaffolder.app import create_app
+    from scaffolder.services import build_services
+    from tests.conftest import wait_for_status
+
+    services = build_services(make_settings())
+    try:
+        client = create_app(services=services).test_client()
+        assert "acme:hello" in [a["id"] for a in client.get("/api/scaffolder/v2/actions").json]
+        services.catalog.replace_location(
+            "file:/plugin.yaml",
+            [
+                {
+                    "apiVersion": "scaffolder.backstage.io/v1beta3",
+                    "kind": "Template",
+                    "metadata": {"name": "uses-plugin"},
+                    "spec": {
+                        "type": "service",
+                        "steps": [{"id": "hi", "action": "acme:hello", "input": {"name": "ecs"}}],
+                        "output": {"greeting": "${{ steps.hi.output.greeting }}"},
+                    },
+                }
+            ],
+        )
+        task_id = client.post(
+            "/api/scaffolder/v2/tasks",
+            json={"templateRef": "template:default/uses-plugin", "values": {}},
+        ).json["id"]
+        assert wait_for_status(services, task_id) == "completed"
+        events = client.get(f"/api/scaffolder/v2/tasks/{task_id}/events").json
+        assert events[-1]["body"]["output"] == {"greeting": "hello ecs"}
+        assert "\x1b[32minfo\x1b[39m: hello ecs" in [e["body"]["message"] for e in events]
+    finally:
+        services.close()
