@@ -627,7 +627,7 @@ def minmax(r: dict, key: str) -> str:
         "sse": r.get("sse"),
         "concurrent": r.get("concurrent", {}).get("all_done"),
     }.get(key)
-    return f" ({s['min_ms']}-{s['max_ms']})" if s else ""
+    return f" ({fmt(s['min_ms'])} to {fmt(s['max_ms'])})" if s else ""
 
 
 def parse_targets(s: str) -> dict[str, float]:
@@ -697,11 +697,11 @@ def machine(a: argparse.Namespace) -> dict:
     }
 
 
-def fmt(v: object) -> str:
+def fmt(v: object, ratio: bool = False) -> str:
     if v is None:
         return "—"
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
+    if isinstance(v, float):
+        return f"{v:.3f}" if ratio else f"{v:,.1f}"
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
@@ -728,7 +728,7 @@ def markdown(doc: dict) -> str:
         res = "" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")
         lines.append(
             f"| {c['label']} | {fmt(c['upstream'])}{u_mm} | {fmt(c['ours'])}{o_mm} | "
-            f"{fmt(c['ratio'])} | {'≤ ' + fmt(c['target']) if c['target'] else ''} | "
+            f"{fmt(c['ratio'], True)} | {'≤ ' + format(c['target'], 'g') if c['target'] else ''} | "
             f"{res} |"
         )
     lines.append("")
@@ -859,10 +859,10 @@ def main() -> int:
     log(f"\n{'measurement':<46} {'upstream':>14} {'ours':>14} {'ratio':>8} {'target':>8}")
     for c in cmp_.values():
         res_s = "" if c["pass"] is None else ("PASS" if c["pass"] else "FAIL")
-        tgt = "<= " + fmt(c["target"]) if c["target"] else ""
+        tgt = "<= " + format(c["target"], "g") if c["target"] else ""
         log(
             f"{c['label']:<46} {fmt(c['upstream']):>14} {fmt(c['ours']):>14} "
-            f"{fmt(c['ratio']):>8} {tgt:>8} {res_s}"
+            f"{fmt(c['ratio'], True):>8} {tgt:>8} {res_s}"
         )
 
     tname = a.template.rsplit("/", 1)[-1]
