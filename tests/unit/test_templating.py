@@ -296,6 +296,13 @@ def test_is_truthy(value: Any, expected: bool) -> None:
         ("{% for x in parameters.missing %}x{% else %}empty{% endfor %}", "empty"),
         ("{% for x in [1, 2, 3] if x > 1 %}${{ x }}{% endfor %}", "23"),
         ("{% set n = parameters.count + 1 %}${{ n }}", "6"),
+        ("{% for x in [0, 1, 2, 3] if x and x > 1 %}${{ x }}{% endfor %}", "23"),
+        ("{% macro m(a=none or 'd') %}${{ a }}{% endmacro %}${{ m() }}${{ m('z') }}", "dz"),
+        (
+            "{% macro w() %}[${{ caller() }}]{% endmacro %}{% call w() %}${{ '' or 'c' }}{% endcall %}",
+            "[c]",
+        ),
+        ("${{ (1 and 0) or (none and 1) or 'z' }}", "z"),
         (
             "{% macro greet(who) %}hi ${{ who }}{% endmacro %}${{ greet(parameters.name) }}",
             "hi abc",

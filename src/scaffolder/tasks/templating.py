@@ -261,7 +261,7 @@ class Templater:
         except TemplateSyntaxError as error:
             return _Broken(_describe(error), error.lineno)
 
-    def _environment(self, options: _Options) -> JsEnvironment:
+    def _environment(self, options: EnvironmentOptions) -> JsEnvironment:
         with self._lock:
             environment = self._environments.get(options)
             if environment is None:

@@ -15,18 +15,18 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Final
-from urllib.parse import quote
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from scaffolder.tasks.templating_intrinsics import join_items, js_replace
+from scaffolder.tasks.templating_intrinsics import join_items
 from scaffolder.tasks.templating_js import (
     JS_UNDEFINED,
     JS_WHITESPACE,
     JsRegex,
     compare_order,
+    encode_uri_component,
     is_number,
     is_undefined,
     js_binop,
@@ -34,10 +34,13 @@ from scaffolder.tasks.templating_js import (
     js_string,
     js_truthy,
     normalize_number,
+    parse_float,
+    parse_int,
     strict_equal,
     to_js_string,
     to_number,
 )
+from scaffolder.tasks.templating_regex import js_replace
 
 _HTML_ESCAPES: Final = {"&": "&amp;", '"': "&quot;", "'": "&#39;", "<": "&lt;", ">": "&gt;"} | {
     "\\": "&#92;"
@@ -52,7 +55,6 @@ _EMAIL = re.compile(
     r"[\w.!#$%&'*+\-/=?^`{|}~]+@[a-z\d-]+(?:\.[a-z\d-]+)+", re.IGNORECASE | re.ASCII
 )
 _COMMON_DOMAIN = re.compile(r"\.(?:org|net|com)(?::|/|$)")
-_PARSE_FLOAT = re.compile(r"[+-]?(?:Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 _MAX_SPACES: Final = 16 * 1024 * 1024
 
 
@@ -130,41 +132,9 @@ def _projected(value: Any, attribute: Any, operation: str) -> list[Any]:
     return list(value)
 
 
-def parse_int(value: Any, radix: Any = JS_UNDEFINED) -> float:
-    """JavaScript ``parseInt``: the longest prefix of digits, NaN when there is none."""
-    text = js_string(value).lstrip(JS_WHITESPACE)
-    sign = -1 if text.startswith("-") else 1
-    text = text[1:] if text[:1] in ("+", "-") else text
-    base = 0 if is_undefined(radix) else int(to_number(radix) or 0)
-    if base in (0, 16) and text[:2].lower() == "0x":
-        text, base = text[2:], 16
-    base = base or 10
-    if not 2 <= base <= 36:
-        return math.nan
-    digits = ""
-    for char in text.lower():
-        if not char.isascii() or not char.isalnum() or int(char, 36) >= base:
-            break
-        digits += char
-    return normalize_number(sign * int(digits, base)) if digits else math.nan
-
-
-def parse_float(value: Any) -> float:
-    """JavaScript ``parseFloat``."""
-    found = _PARSE_FLOAT.match(js_string(value).lstrip(JS_WHITESPACE))
-    if not found:
-        return math.nan
-    return normalize_number(float(found.group(0).replace("Infinity", "inf")))
-
-
 def escape_html(value: str) -> str:
     """HTML-escape the way Nunjucks does (``&#39;`` and ``&#92;`` included)."""
     return _HTML_ESCAPE_CHARS.sub(lambda match: _HTML_ESCAPES[match.group(0)], value)
-
-
-def encode_uri_component(value: str) -> str:
-    """JavaScript ``encodeURIComponent``."""
-    return quote(value, safe="-_.!~*'()")
 
 
 # --- Nunjucks built-in filters -------------------------------------------------------------

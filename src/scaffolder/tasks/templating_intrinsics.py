@@ -1,17 +1,16 @@
-"""JavaScript intrinsic methods that templates may call, and regex literal support.
+"""JavaScript intrinsic methods that templates may call.
 
 Backstage templates call a fixed list of JavaScript methods on values, such as
 ``${{ parameters.name.startsWith("My") }}`` or ``${{ parameters.repo.split("/")[1] }}``.
 `resolve_method` hands out exactly those (the lists in CONTRACT §6.4, plus nunjitsu's
 Jinja-isms in cookiecutter mode) and nothing else; the Python methods of the same values stay
-unreachable. Regex literals (``r/\\s+/g``) are executed here, in ``replace`` and ``split``.
+unreachable.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Final
@@ -31,6 +30,7 @@ from scaffolder.tasks.templating_js import (
     to_integer,
     to_number,
 )
+from scaffolder.tasks.templating_regex import js_replace, js_split, regex_test
 
 #: Array methods that change the array they are called on. A template that calls one gets a
 #: private copy of its context, so it can never change the caller's data.
@@ -40,166 +40,6 @@ MUTATING_METHODS: Final = frozenset(
 )
 
 _HIGH_PRECISION = Context(prec=1000)
-
-
-# --- regular expressions -------------------------------------------------------------------
-
-
-def compile_regex(regex: JsRegex) -> re.Pattern[str]:
-    """The Python pattern equivalent to a template's regex literal (cached)."""
-    return _compile(regex.source, regex.flags)
-
-
-@functools.lru_cache(maxsize=256)
-def _compile(source: str, flags: str) -> re.Pattern[str]:
-    """Translate the JavaScript regex dialect where Python's differs, then compile."""
-    out: list[str] = []
-    in_class = False
-    index = 0
-    while index < len(source):
-        char = source[index]
-        if char == "\\" and index + 1 < len(source):
-            following = source[index + 1]
-            named = re.match(r"k<(\w+)>", source[index + 1 :])
-            if named:
-                out.append(f"(?P={named.group(1)})")
-                index += 1 + named.end()
-                continue
-            out.append("/" if following == "/" else char + following)
-            index += 2
-            continue
-        if in_class:
-            if char == "]":
-                in_class = False
-            # Python reads these as set operations (and warns); JavaScript as literals.
-            out.append("\\" + char if char in "[&~|" else char)
-        elif char == "[":
-            # `[]` matches nothing and `[^]` anything in JavaScript; Python rejects both.
-            if source.startswith("[]", index):
-                out.append("(?!)")
-                index += 2
-                continue
-            if source.startswith("[^]", index):
-                out.append(r"[\s\S]")
-                index += 3
-                continue
-            in_class = True
-            out.append(char)
-            if source.startswith("[^", index):
-                out.append("^")
-                index += 1
-        elif source.startswith("(?<", index) and source[index + 3 : index + 4] not in ("=", "!"):
-            out.append("(?P<")
-            index += 3
-            continue
-        elif char == "$" and "m" not in flags:
-            # JavaScript's `$` never matches before a final newline; Python's does.
-            out.append(r"\Z")
-        else:
-            out.append(char)
-        index += 1
-    options = re.ASCII
-    if "i" in flags:
-        options |= re.IGNORECASE
-    if "m" in flags:
-        options |= re.MULTILINE
-    if "s" in flags:
-        options |= re.DOTALL
-    return re.compile("".join(out), options)
-
-
-def _expand_replacement(template: str, match: re.Match[str]) -> str:
-    """Expand ``$&``, ``$1``, ``$<name>``, ``$$``, ``$```, ``$'`` as ``String.replace`` does."""
-    if "$" not in template:
-        return template
-    out: list[str] = []
-    index = 0
-    groups = match.re.groups
-    while index < len(template):
-        char = template[index]
-        following = template[index + 1 : index + 2]
-        if char != "$" or not following:
-            out.append(char)
-            index += 1
-            continue
-        if following == "$":
-            out.append("$")
-        elif following == "&":
-            out.append(match.group(0))
-        elif following == "`":
-            out.append(match.string[: match.start()])
-        elif following == "'":
-            out.append(match.string[match.end() :])
-        elif following == "<" and match.re.groupindex and ">" in template[index:]:
-            end = template.index(">", index)
-            out.append(match.groupdict().get(template[index + 2 : end]) or "")
-            index = end + 1
-            continue
-        elif following.isdigit():
-            two = template[index + 1 : index + 3]
-            if len(two) == 2 and two.isdigit() and 1 <= int(two) <= groups:
-                out.append(match.group(int(two)) or "")
-                index += 3
-                continue
-            if 1 <= int(following) <= groups:
-                out.append(match.group(int(following)) or "")
-            else:
-                out.append("$" + following)
-        else:
-            out.append("$" + following)
-        index += 2
-    return "".join(out)
-
-
-def js_replace(text: str, pattern: Any, replacement: Any) -> str:
-    """``String.prototype.replace``: a string pattern replaces the first match only."""
-    template = js_string(replacement)
-    if isinstance(pattern, JsRegex):
-        count = 0 if pattern.is_global else 1
-        return compile_regex(pattern).sub(
-            lambda match: _expand_replacement(template, match), text, count=count
-        )
-    needle = js_string(pattern)
-    found = re.compile(re.escape(needle)).search(text)
-    if found is None:
-        return text
-    return text[: found.start()] + _expand_replacement(template, found) + text[found.end() :]
-
-
-def js_split(text: str, separator: Any = JS_UNDEFINED, limit: Any = JS_UNDEFINED) -> list[Any]:
-    """``String.prototype.split``, including capture groups of a regex separator."""
-    maximum = math.inf if is_undefined(limit) else int(to_integer(limit)) % 2**32
-    if maximum == 0:
-        return []
-    if is_undefined(separator):
-        return [text]
-    if isinstance(separator, JsRegex):
-        parts = _regex_split(text, compile_regex(separator))
-    else:
-        needle = js_string(separator)
-        parts = list(text) if needle == "" else text.split(needle)
-    return parts if math.isinf(maximum) else parts[: int(maximum)]
-
-
-def _regex_split(text: str, pattern: re.Pattern[str]) -> list[Any]:
-    # ECMAScript's algorithm: an empty match right after the previous split point is skipped,
-    # which Python's re.split does differently.
-    if not text:
-        return [] if pattern.match(text) else [text]
-    parts: list[Any] = []
-    start = position = 0
-    while position < len(text):
-        match = pattern.match(text, position)
-        if match is None or match.end() == start:
-            position += 1
-            continue
-        parts.append(text[start:position])
-        parts.extend(match.groups())
-        start = position = match.end()
-        if match.end() == match.start():
-            position += 1
-    parts.append(text[start:])
-    return parts
 
 
 # --- number formatting ---------------------------------------------------------------------
@@ -595,8 +435,3 @@ def resolve_method(receiver: Any, name: str, *, cookiecutter_compat: bool) -> An
         return None
     method = table.get(name)
     return functools.partial(method, receiver) if method is not None else None
-
-
-def regex_test(regex: JsRegex, value: Any) -> bool:
-    """``RegExp.prototype.test``."""
-    return compile_regex(regex).search(js_string(value)) is not None

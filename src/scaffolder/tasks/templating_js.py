@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any, Final
+from urllib.parse import quote
 
 from jinja2 import ChainableUndefined, Undefined
 
@@ -197,6 +198,38 @@ def to_number(value: Any) -> float:
         except ValueError:
             return math.nan
     return math.nan
+
+
+def parse_int(value: Any, radix: Any = JS_UNDEFINED) -> float:
+    """JavaScript ``parseInt``: the longest prefix of digits, NaN when there is none."""
+    text = js_string(value).lstrip(JS_WHITESPACE)
+    sign = -1 if text.startswith("-") else 1
+    text = text[1:] if text[:1] in ("+", "-") else text
+    base = 0 if is_undefined(radix) else int(to_number(radix) or 0)
+    if base in (0, 16) and text[:2].lower() == "0x":
+        text, base = text[2:], 16
+    base = base or 10
+    if not 2 <= base <= 36:
+        return math.nan
+    digits = ""
+    for char in text.lower():
+        if not char.isascii() or not char.isalnum() or int(char, 36) >= base:
+            break
+        digits += char
+    return normalize_number(sign * int(digits, base)) if digits else math.nan
+
+
+def parse_float(value: Any) -> float:
+    """JavaScript ``parseFloat``."""
+    found = _NUMBER_LITERAL.match(js_string(value).lstrip(JS_WHITESPACE))
+    if not found:
+        return math.nan
+    return normalize_number(float(found.group(0).replace("Infinity", "inf")))
+
+
+def encode_uri_component(value: str) -> str:
+    """JavaScript ``encodeURIComponent``."""
+    return quote(value, safe="-_.!~*'()")
 
 
 def to_integer(value: Any) -> float:
