@@ -16,9 +16,14 @@ from scaffolder.tasks.store import SqlTaskStore, TaskFilter
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqlTaskStore:
+def engine(tmp_path: Path) -> sa.Engine:
     engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(engine)
+    return engine
+
+
+@pytest.fixture
+def store(engine: sa.Engine) -> SqlTaskStore:
     return SqlTaskStore(engine)
 
 
@@ -44,13 +49,13 @@ def test_claim_is_exclusive_under_concurrency(store: SqlTaskStore) -> None:
     assert sorted(claimed) == sorted(ids)  # every task once, none twice
 
 
-def test_claim_hands_secrets_over_and_drops_them(store: SqlTaskStore) -> None:
+def test_claim_hands_secrets_over_and_drops_them(store: SqlTaskStore, engine: sa.Engine) -> None:
     task_id = store.create_task(spec=_spec(), secrets={"TOKEN": "x"}, created_by="user:default/a")
     claimed = store.claim_task()
     assert claimed is not None
     assert claimed.secrets == {"TOKEN": "x"}
     assert claimed.created_by == "user:default/a"
-    with store._engine.connect() as conn:
+    with engine.connect() as conn:
         assert conn.execute(sa.select(tasks.c.secrets)).scalar_one() is None
     assert store.get_task(task_id).status is TaskStatus.PROCESSING
 

@@ -1,7 +1,8 @@
 """The task store: every SQL statement about tasks and their events.
 
 State transitions are conditional UPDATEs on the expected status, so two processes racing for
-the same task can never both win: losing is "nothing to claim" or a `ConflictError`.
+the same task can never both win: losing is "nothing to claim" or a `ConflictError`. The
+statements go to the driver directly (`RawDatabase`): they run ~30 times per task.
 """
 
 from __future__ import annotations
@@ -9,15 +10,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from scaffolder.db.engine import write_connection
-from scaffolder.db.tables import task_events, tasks
+from scaffolder.db.raw import RawDatabase
 from scaffolder.errors import ConflictError, NotFoundError
 from scaffolder.tasks.model import (
     TERMINAL_STATUSES,
@@ -33,6 +31,9 @@ from scaffolder.tasks.model import (
 
 #: Fields a task list may be ordered by (Backstage 4.2+).
 ORDER_FIELDS = ("created_at", "status", "created_by")
+
+_TASK_COLUMNS = "id, spec, status, created_at, last_heartbeat_at, created_by"
+_EVENT_COLUMNS = "id, task_id, event_type, body, created_at"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,8 +51,20 @@ class SqlTaskStore:
     """Tasks and events in SQL (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self._postgres = engine.dialect.name == "postgresql"
+        self._db = RawDatabase(engine)
+        sql = self._db.sql
+        self._sql_get_task = sql(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?")
+        self._sql_insert_event = sql(
+            "INSERT INTO task_events (task_id, body, event_type, created_at) "
+            "VALUES (?, ?, ?, ?) RETURNING id"
+        )
+        self._sql_events = sql(
+            f"SELECT {_EVENT_COLUMNS} FROM task_events WHERE task_id = ? ORDER BY id"
+        )
+        self._sql_events_after = sql(
+            f"SELECT {_EVENT_COLUMNS} FROM task_events "
+            "WHERE task_id = ? AND (id > ? OR event_type = 'completion') ORDER BY id"
+        )
 
     # --- tasks -------------------------------------------------------------------------
 
@@ -60,66 +73,60 @@ class SqlTaskStore:
     ) -> str:
         """Insert an ``open`` task and return its id."""
         task_id = str(uuid.uuid4())
-        with self._write() as conn:
-            conn.execute(
-                tasks.insert().values(
-                    id=task_id,
-                    spec=dumps(spec),
-                    status=TaskStatus.OPEN.value,
-                    created_at=utcnow(),
-                    last_heartbeat_at=None,
-                    secrets=dumps(secrets) if secrets is not None else None,
-                    created_by=created_by,
-                )
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql(
+                    "INSERT INTO tasks (id, spec, status, created_at, secrets, created_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    task_id,
+                    dumps(spec),
+                    TaskStatus.OPEN.value,
+                    self._db.to_db(utcnow()),
+                    dumps(secrets) if secrets is not None else None,
+                    created_by,
+                ),
             )
         return task_id
 
     def get_task(self, task_id: str) -> Task:
         """The task, or `NotFoundError` with Backstage's message."""
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    tasks.c.id,
-                    tasks.c.spec,
-                    tasks.c.status,
-                    tasks.c.created_at,
-                    tasks.c.last_heartbeat_at,
-                    tasks.c.created_by,
-                ).where(tasks.c.id == task_id)
-            ).one_or_none()
+        with self._db.cursor() as cur:
+            cur.execute(self._sql_get_task, (task_id,))
+            row = cur.fetchone()
         if row is None:
             raise NotFoundError(f"No task with id '{task_id}' found")
-        return _task(row)
+        return self._task(row)
 
     def list_tasks(self, query: TaskFilter) -> tuple[list[Task], int]:
         """Matching tasks (ordered, paginated) and the count of all matches."""
-        where: list[sa.ColumnElement[bool]] = []
-        if query.created_by:
-            where.append(tasks.c.created_by.in_(list(query.created_by)))
-        if query.status:
-            where.append(tasks.c.status.in_(list(query.status)))
-        columns = (
-            tasks.c.id,
-            tasks.c.spec,
-            tasks.c.status,
-            tasks.c.created_at,
-            tasks.c.last_heartbeat_at,
-            tasks.c.created_by,
-        )
-        select = sa.select(*columns).where(*where)
-        for field, direction in query.order:
-            column = tasks.c[field]
-            select = select.order_by(column.desc() if direction == "desc" else column.asc())
-        select = select.order_by(tasks.c.id)
-        if query.limit is not None:
-            select = select.limit(query.limit)
-        if query.offset is not None:
-            select = select.offset(query.offset)
-        count = sa.select(sa.func.count()).select_from(tasks).where(*where)
-        with self._engine.connect() as conn:
-            rows = conn.execute(select).all()
-            total = conn.execute(count).scalar_one()
-        return [_task(row) for row in rows], int(total)
+        where: list[str] = []
+        params: list[Any] = []
+        for column, values in (("created_by", query.created_by), ("status", query.status)):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params.extend(values)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = [
+            f"{field} {'DESC' if direction == 'desc' else 'ASC'}"
+            for field, direction in query.order
+            if field in ORDER_FIELDS
+        ]
+        select = f"SELECT {_TASK_COLUMNS} FROM tasks{clause} ORDER BY {', '.join([*order, 'id'])}"
+        page: list[Any] = []
+        if query.limit is not None or query.offset is not None:
+            select += " LIMIT ? OFFSET ?"
+            page = [query.limit if query.limit is not None else -1, query.offset or 0]
+            if self._db.postgres and query.limit is None:
+                select = select.replace("LIMIT ? ", "LIMIT ALL ")
+                page = page[1:]
+        with self._db.cursor() as cur:
+            cur.execute(self._db.sql(select), (*params, *page))
+            rows = cur.fetchall()
+            cur.execute(self._db.sql(f"SELECT COUNT(*) FROM tasks{clause}"), params)
+            total = cur.fetchone()[0]
+        return [self._task(row) for row in rows], int(total)
 
     def claim_task(self, *, keep_secrets: bool = False) -> ClaimedTask | None:
         """Take the oldest ``open`` task: status ``processing``, heartbeat now.
@@ -127,41 +134,36 @@ class SqlTaskStore:
         Secrets are handed to the caller and removed from the row (unless ``keep_secrets``,
         for task recovery), so they live only in the running worker's memory.
         """
-        with self._write() as conn:
-            select = (
-                sa.select(
-                    tasks.c.id, tasks.c.spec, tasks.c.secrets, tasks.c.created_by, tasks.c.state
+        lock = " FOR UPDATE SKIP LOCKED" if self._db.postgres else ""
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql(
+                    "SELECT id, spec, secrets, created_by, state FROM tasks "
+                    f"WHERE status = 'open' ORDER BY created_at LIMIT 1{lock}"
                 )
-                .where(tasks.c.status == TaskStatus.OPEN.value)
-                .order_by(tasks.c.created_at)
-                .limit(1)
             )
-            if self._postgres:
-                select = select.with_for_update(skip_locked=True)
-            row = conn.execute(select).one_or_none()
+            row = cur.fetchone()
             if row is None:
                 return None
-            spec = json.loads(row.spec)
+            task_id, spec_text, secrets_text, created_by, state_text = row
+            spec = json.loads(spec_text)
             keep = keep_secrets or is_recoverable(spec)
-            values: dict[str, Any] = {
-                "status": TaskStatus.PROCESSING.value,
-                "last_heartbeat_at": utcnow(),
-            }
-            if not keep:
-                values["secrets"] = None
-            updated = conn.execute(
-                tasks.update()
-                .where(tasks.c.id == row.id, tasks.c.status == TaskStatus.OPEN.value)
-                .values(**values)
-            ).rowcount
-            if updated != 1:
+            cur.execute(
+                self._db.sql(
+                    "UPDATE tasks SET status = 'processing', last_heartbeat_at = ?"
+                    + ("" if keep else ", secrets = NULL")
+                    + " WHERE id = ? AND status = 'open'"
+                ),
+                (self._db.to_db(utcnow()), task_id),
+            )
+            if cur.rowcount != 1:
                 return None
-        state = json.loads(row.state)["state"] if row.state else {}
+        state = json.loads(state_text)["state"] if state_text else {}
         return ClaimedTask(
-            id=row.id,
+            id=task_id,
             spec=spec,
-            secrets=json.loads(row.secrets) if row.secrets else {},
-            created_by=row.created_by,
+            secrets=json.loads(secrets_text) if secrets_text else {},
+            created_by=created_by,
             state=state,
         )
 
@@ -170,11 +172,13 @@ class SqlTaskStore:
         ids = list(task_ids)
         if not ids:
             return
-        with self._write() as conn:
-            conn.execute(
-                tasks.update()
-                .where(tasks.c.id.in_(ids), tasks.c.status == TaskStatus.PROCESSING.value)
-                .values(last_heartbeat_at=utcnow())
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql(
+                    "UPDATE tasks SET last_heartbeat_at = ? WHERE status = 'processing' "
+                    f"AND id IN ({', '.join('?' for _ in ids)})"
+                ),
+                (self._db.to_db(utcnow()), *ids),
             )
 
     def cancelled_among(self, task_ids: Iterable[str]) -> set[str]:
@@ -182,31 +186,32 @@ class SqlTaskStore:
         ids = list(task_ids)
         if not ids:
             return set()
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(task_events.c.task_id)
-                .where(
-                    task_events.c.task_id.in_(ids),
-                    task_events.c.event_type == EventType.CANCELLED.value,
-                )
-                .distinct()
-            ).all()
-        return {row.task_id for row in rows}
+        with self._db.cursor() as cur:
+            cur.execute(
+                self._db.sql(
+                    "SELECT DISTINCT task_id FROM task_events WHERE event_type = 'cancelled' "
+                    f"AND task_id IN ({', '.join('?' for _ in ids)})"
+                ),
+                ids,
+            )
+            return {row[0] for row in cur.fetchall()}
 
     def complete_task(self, task_id: str, status: TaskStatus, body: dict[str, Any]) -> TaskEvent:
         """Finish a ``processing`` task: status, secrets dropped, completion event, at once."""
-        with self._write() as conn:
-            updated = conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.PROCESSING.value)
-                .values(status=status.value, secrets=None)
-            ).rowcount
-            if updated != 1:
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql(
+                    "UPDATE tasks SET status = ?, secrets = NULL "
+                    "WHERE id = ? AND status = 'processing'"
+                ),
+                (status.value, task_id),
+            )
+            if cur.rowcount != 1:
                 raise ConflictError(
                     f"Refusing to update status of run {task_id} to status {status.value} "
                     "as it is currently not processing or does not exist"
                 )
-            return self._insert_event(conn, task_id, EventType.COMPLETION, body)
+            return self._insert_event(cur, task_id, EventType.COMPLETION, body)
 
     def cancel_task(self, task_id: str) -> tuple[TaskEvent, TaskEvent | None]:
         """Record a cancel: a ``cancelled`` event, secrets dropped.
@@ -215,16 +220,16 @@ class SqlTaskStore:
         since no worker will ever run it. Returns the cancelled event and, for such a task, the
         completion event.
         """
-        with self._write() as conn:
-            status = conn.execute(
-                sa.select(tasks.c.status).where(tasks.c.id == task_id)
-            ).scalar_one_or_none()
-            if status is None:
+        sql = self._db.sql
+        with self._db.cursor(write=True) as cur:
+            cur.execute(sql("SELECT status FROM tasks WHERE id = ?"), (task_id,))
+            row = cur.fetchone()
+            if row is None:
                 raise NotFoundError(f"No task with id '{task_id}' found")
-            step_id = self._last_step_id(conn, task_id)
-            conn.execute(tasks.update().where(tasks.c.id == task_id).values(secrets=None))
+            step_id = self._last_step_id(cur, task_id)
+            cur.execute(sql("UPDATE tasks SET secrets = NULL WHERE id = ?"), (task_id,))
             cancelled = self._insert_event(
-                conn,
+                cur,
                 task_id,
                 EventType.CANCELLED,
                 {
@@ -234,14 +239,13 @@ class SqlTaskStore:
                 },
             )
             completion = None
-            if status == TaskStatus.OPEN.value:
-                conn.execute(
-                    tasks.update()
-                    .where(tasks.c.id == task_id, tasks.c.status == TaskStatus.OPEN.value)
-                    .values(status=TaskStatus.CANCELLED.value)
+            if row[0] == TaskStatus.OPEN.value:
+                cur.execute(
+                    sql("UPDATE tasks SET status = 'cancelled' WHERE id = ? AND status = 'open'"),
+                    (task_id,),
                 )
                 completion = self._insert_event(
-                    conn,
+                    cur,
                     task_id,
                     EventType.COMPLETION,
                     {
@@ -256,82 +260,77 @@ class SqlTaskStore:
 
     def retry_task(self, task_id: str, *, secrets: dict[str, str] | None) -> TaskEvent:
         """Reopen a finished task; its cancel and completion events are removed."""
-        with self._write() as conn:
-            row = conn.execute(sa.select(tasks.c.spec).where(tasks.c.id == task_id)).one_or_none()
+        sql = self._db.sql
+        terminal = ", ".join(f"'{s.value}'" for s in TERMINAL_STATUSES)
+        with self._db.cursor(write=True) as cur:
+            cur.execute(sql("SELECT spec FROM tasks WHERE id = ?"), (task_id,))
+            row = cur.fetchone()
             if row is None:
                 raise NotFoundError(f"No task with id '{task_id}' found")
-            updated = conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.status.in_([s.value for s in TERMINAL_STATUSES]),
-                )
-                .values(
-                    status=TaskStatus.OPEN.value,
-                    secrets=dumps(secrets) if secrets is not None else None,
-                    last_heartbeat_at=utcnow(),
-                )
-            ).rowcount
-            if updated != 1:
-                raise ConflictError(f"Task with taskId {task_id} cannot be retried")
-            conn.execute(
-                task_events.delete().where(
-                    task_events.c.task_id == task_id,
-                    task_events.c.event_type.in_(
-                        [EventType.CANCELLED.value, EventType.COMPLETION.value]
-                    ),
-                )
+            cur.execute(
+                sql(
+                    "UPDATE tasks SET status = 'open', secrets = ?, last_heartbeat_at = ? "
+                    f"WHERE id = ? AND status IN ({terminal})"
+                ),
+                (
+                    dumps(secrets) if secrets is not None else None,
+                    self._db.to_db(utcnow()),
+                    task_id,
+                ),
             )
-            spec = json.loads(row.spec)
-            recovery = spec.get("EXPERIMENTAL_recovery") or {}
+            if cur.rowcount != 1:
+                raise ConflictError(f"Task with taskId {task_id} cannot be retried")
+            cur.execute(
+                sql(
+                    "DELETE FROM task_events WHERE task_id = ? "
+                    "AND event_type IN ('cancelled', 'completion')"
+                ),
+                (task_id,),
+            )
+            recovery = json.loads(row[0]).get("EXPERIMENTAL_recovery") or {}
             strategy = recovery.get("EXPERIMENTAL_strategy") or "none"
             return self._insert_event(
-                conn, task_id, EventType.RECOVERED, {"recoverStrategy": strategy}
+                cur, task_id, EventType.RECOVERED, {"recoverStrategy": strategy}
             )
 
     # --- state (checkpoints and completed steps) ----------------------------------------
 
     def save_state(self, task_id: str, state: dict[str, Any]) -> None:
         """Persist the task's state (``{"checkpoints": ..., "steps": ...}``)."""
-        with self._write() as conn:
-            conn.execute(
-                tasks.update().where(tasks.c.id == task_id).values(state=dumps({"state": state}))
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql("UPDATE tasks SET state = ? WHERE id = ?"),
+                (dumps({"state": state}), task_id),
             )
 
     # --- events --------------------------------------------------------------------------
 
     def emit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> TaskEvent:
         """Append one event."""
-        with self._write() as conn:
-            return self._insert_event(conn, task_id, type_, body)
+        with self._db.cursor(write=True) as cur:
+            return self._insert_event(cur, task_id, type_, body)
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
 
         For a ``startOver`` task, events before its last ``recovered`` event are hidden.
         """
-        condition: sa.ColumnElement[bool] = task_events.c.task_id == task_id
-        if after is not None:
-            condition = sa.and_(
-                condition,
-                sa.or_(
-                    task_events.c.id > after,
-                    task_events.c.event_type == EventType.COMPLETION.value,
-                ),
+        with self._db.cursor() as cur:
+            if after is None:
+                cur.execute(self._sql_events, (task_id,))
+            else:
+                cur.execute(self._sql_events_after, (task_id, after))
+            rows = cur.fetchall()
+        events = [
+            TaskEvent(
+                id=int(row[0]),
+                task_id=row[1],
+                type=EventType(row[2]),
+                body=json.loads(row[3]),
+                created_at=self._db.from_db(row[4]) or utcnow(),
             )
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    task_events.c.id,
-                    task_events.c.task_id,
-                    task_events.c.event_type,
-                    task_events.c.body,
-                    task_events.c.created_at,
-                )
-                .where(condition)
-                .order_by(task_events.c.id)
-            ).all()
-        events = [_event(row) for row in rows]
+            for row in rows
+        ]
         for index in range(len(events) - 1, -1, -1):
             event = events[index]
             if event.type is EventType.RECOVERED:
@@ -342,55 +341,33 @@ class SqlTaskStore:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _write(self) -> AbstractContextManager[sa.Connection]:
-        return write_connection(self._engine)
-
     def _insert_event(
-        self, conn: sa.Connection, task_id: str, type_: EventType, body: dict[str, Any]
+        self, cur: Any, task_id: str, type_: EventType, body: dict[str, Any]
     ) -> TaskEvent:
         now = utcnow()
-        event_id = conn.execute(
-            task_events.insert()
-            .values(task_id=task_id, body=dumps(body), event_type=type_.value, created_at=now)
-            .returning(task_events.c.id)
-        ).scalar_one()
+        cur.execute(
+            self._sql_insert_event, (task_id, dumps(body), type_.value, self._db.to_db(now))
+        )
+        event_id = cur.fetchone()[0]
         return TaskEvent(id=int(event_id), task_id=task_id, type=type_, body=body, created_at=now)
 
-    def _last_step_id(self, conn: sa.Connection, task_id: str) -> str:
-        rows = conn.execute(
-            sa.select(task_events.c.body)
-            .where(task_events.c.task_id == task_id)
-            .order_by(task_events.c.id.desc())
+    def _last_step_id(self, cur: Any, task_id: str) -> str:
+        cur.execute(
+            self._db.sql("SELECT body FROM task_events WHERE task_id = ? ORDER BY id DESC"),
+            (task_id,),
         )
-        for (body,) in rows:
+        for (body,) in cur.fetchall():
             step_id = json.loads(body).get("stepId")
             if step_id is not None:
                 return str(step_id)
         return "0"
 
-
-def _task(row: Any) -> Task:
-    return Task(
-        id=row.id,
-        spec=json.loads(row.spec),
-        status=TaskStatus(row.status),
-        created_at=_dt(row.created_at),
-        last_heartbeat_at=_dt(row.last_heartbeat_at) if row.last_heartbeat_at else None,
-        created_by=row.created_by,
-    )
-
-
-def _event(row: Any) -> TaskEvent:
-    return TaskEvent(
-        id=int(row.id),
-        task_id=row.task_id,
-        type=EventType(row.event_type),
-        body=json.loads(row.body),
-        created_at=_dt(row.created_at),
-    )
-
-
-def _dt(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
+    def _task(self, row: Sequence[Any]) -> Task:
+        return Task(
+            id=row[0],
+            spec=json.loads(row[1]),
+            status=TaskStatus(row[2]),
+            created_at=self._db.from_db(row[3]) or utcnow(),
+            last_heartbeat_at=self._db.from_db(row[4]),
+            created_by=row[5],
+        )

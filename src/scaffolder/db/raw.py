@@ -1,0 +1,68 @@
+"""Plain DB-API access for the hot paths (task events, claims, heartbeats).
+
+SQLAlchemy Core costs about 0.2-0.4 ms per statement here, against 0.02 ms for the driver
+itself; a task writes ~30 events, so the task store speaks SQL to the driver through the
+engine's pool. The SQL is written with ``?`` placeholders and works unchanged on SQLite and
+PostgreSQL (``%s`` is substituted for drivers in ``format`` style).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class RawDatabase:
+    """Cursors from an engine's pool, in read or write transactions."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.postgres = engine.dialect.name == "postgresql"
+        self._format = engine.dialect.paramstyle in ("format", "pyformat")
+
+    def sql(self, text: str) -> str:
+        """``text`` with the driver's placeholder style."""
+        return text.replace("?", "%s") if self._format else text
+
+    @contextmanager
+    def cursor(self, *, write: bool = False) -> Iterator[Any]:
+        """A cursor in a transaction, committed on success and rolled back on error.
+
+        On SQLite a writer begins IMMEDIATE (takes the write lock at once), so a
+        read-then-write transaction never fails on a stale snapshot.
+        """
+        connection = self.engine.raw_connection()
+        cursor = connection.cursor()
+        try:
+            if self.sqlite:
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield cursor
+            connection.commit() if not self.sqlite else cursor.execute("COMMIT")
+        except BaseException:
+            # The original error matters more than a failed rollback.
+            with suppress(Exception):
+                connection.rollback() if not self.sqlite else cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+            connection.close()
+
+    def to_db(self, value: datetime | None) -> Any:
+        """A naive UTC datetime as the column stores it (SQLAlchemy's SQLite text format)."""
+        if value is None or not self.sqlite:
+            return value
+        return value.strftime(_TIME_FORMAT)
+
+    @staticmethod
+    def from_db(value: Any) -> datetime | None:
+        """A column value back to a naive UTC datetime."""
+        if value is None or isinstance(value, datetime):
+            return value
+        return datetime.fromisoformat(str(value))
