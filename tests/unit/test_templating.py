@@ -18,7 +18,12 @@ from scaffolder.tasks.templating import (
     to_js_string,
 )
 
-TRACE_04 = Path("/work/shared/backstage/traces/04-get-templating-extensions.http")
+TRACE_04 = (
+    Path(__file__).resolve().parents[1]
+    / "fixtures"
+    / "traces"
+    / "04-get-templating-extensions.http"
+)
 
 # The parameters CONTRACT §6.2 was checked with, against nunjitsu 0.7.0.
 PARAMETERS = {
@@ -866,7 +871,6 @@ def test_evaluate_condition(
 # --- §2.12 extensions ----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not TRACE_04.exists(), reason="Backstage reference traces not available")
 def test_extensions_equal_backstage_trace(templater: Templater) -> None:
     text = TRACE_04.read_text()
     body = json.loads(text[text.index("\n{") + 1 :])
