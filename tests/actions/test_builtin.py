@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from scaffolder.actions.builtin import create_builtin_actions
 from scaffolder.tasks.templating import Templater
 

@@ -312,7 +312,7 @@ def test_list_tasks_owned(driver: NodeDriver) -> None:
     assert all(t.get("createdBy") == "user:default/guest" for t in page["tasks"]), page
 
 
-def test_cancel_running_task(driver: NodeDriver, record_property: Any) -> None:
+def test_cancel_running_task(driver: NodeDriver, request: pytest.FixtureRequest) -> None:
     run = driver.run(
         "cancel-flow",
         {"templateRef": SLOW_REF, "values": {"seconds": 30}, "cancelAtStepId": "wait"},
@@ -343,8 +343,11 @@ def test_cancel_running_task(driver: NodeDriver, record_property: Any) -> None:
         f"the 30 s wait was not interrupted: {out['cancelToEndMs']} ms"
     )
     final = out["task"]["status"]
-    record_property("cancel_final_status", final)
-    record_property("cancel_completion_message", last["body"].get("message"))
+    # Reported, not asserted exactly: upstream ends a cancelled task `failed`, ours `cancelled`.
+    # (user_properties rather than record_property: the latter warns under junit xunit2.)
+    request.node.user_properties.append(("cancel_final_status", final))
+    request.node.user_properties.append(("cancel_completion", last["body"]))
+    print(f"cancel: final status {final!r}; completion body {last['body']}")
     assert final in FINAL_CANCEL_STATUSES, f"final status {final!r}"
     assert last["body"]["message"] == f"Run completed with status: {final}", last
 
