@@ -173,7 +173,8 @@ const scenarios = {
 
   // Scaffold, stream over SSE and cancel as soon as step `cancelAtStepId` reports `processing`,
   // keep streaming to the end, then read the task. Everything the frontend's "Cancel" button does.
-  'cancel-flow': async ({ templateRef, values, cancelAtStepId, polling = false }) => {
+  // With `retryWhileRunning`, first calls retry() on the running task (upstream: 409 ConflictError).
+  'cancel-flow': async ({ templateRef, values, cancelAtStepId, polling = false, retryWhileRunning = false }) => {
     const client = scaffolderClient({ polling });
     const { taskId } = await client.scaffold({ templateRef, values });
     const out = { taskId };
@@ -188,6 +189,13 @@ const scenarios = {
           event.body.status === 'processing'
         ) {
           cancelSent = true;
+          if (retryWhileRunning) {
+            try {
+              out.retryWhileRunningResult = await client.retry(taskId);
+            } catch (e) {
+              out.retryWhileRunningError = serializeError(e);
+            }
+          }
           out.cancelAfterEventId = event.id;
           out.cancelStartedMs = Date.now();
           try {
@@ -201,6 +209,18 @@ const scenarios = {
     Object.assign(out, { stream, cancelSent });
     partial = out;
     if (out.cancelStartedMs) out.cancelToEndMs = Date.now() - out.cancelStartedMs;
+    out.task = await client.getTask(taskId);
+    return out;
+  },
+
+  // Scaffold, stream to completion, read the task.
+  run: async ({ templateRef, values, polling = false }) => {
+    const client = scaffolderClient({ polling });
+    const { taskId } = await client.scaffold({ templateRef, values });
+    const out = { taskId };
+    partial = out;
+    out.stream = await collectStream(client, { taskId });
+    partial = out;
     out.task = await client.getTask(taskId);
     return out;
   },

@@ -9,6 +9,7 @@ upstream reference backend (scaffolder-backend 4.3.0) does; see CONTRACT.md §2-
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -312,12 +313,23 @@ def test_list_tasks_owned(driver: NodeDriver) -> None:
     assert all(t.get("createdBy") == "user:default/guest" for t in page["tasks"]), page
 
 
-def test_cancel_running_task(driver: NodeDriver, request: pytest.FixtureRequest) -> None:
-    run = driver.run(
+@pytest.fixture(scope="session")
+def cancel_run(driver: NodeDriver) -> DriverResult:
+    """slow-template (30 s wait): retry while running, cancel once step `wait` starts, stream on."""
+    return driver.run(
         "cancel-flow",
-        {"templateRef": SLOW_REF, "values": {"seconds": 30}, "cancelAtStepId": "wait"},
+        {
+            "templateRef": SLOW_REF,
+            "values": {"seconds": 30},
+            "cancelAtStepId": "wait",
+            "retryWhileRunning": True,
+        },
         timeout_s=60,
     )
+
+
+def test_cancel_running_task(cancel_run: DriverResult, request: pytest.FixtureRequest) -> None:
+    run = cancel_run
     out = run.value()
     task_id = out["taskId"]
     assert out["cancelSent"], f"never saw step `wait` start:\n{run.describe()}"
@@ -352,6 +364,21 @@ def test_cancel_running_task(driver: NodeDriver, request: pytest.FixtureRequest)
     assert last["body"]["message"] == f"Run completed with status: {final}", last
 
 
+def test_retry_running_task_conflicts(cancel_run: DriverResult) -> None:
+    """``retry()`` on a task that is still running: 409 ConflictError (CONTRACT §2.9)."""
+    out = cancel_run.value()
+    assert out.get("retryWhileRunningResult") is None, (
+        f"retry of a running task succeeded:\n{cancel_run.describe()}"
+    )
+    err = out["retryWhileRunningError"]
+    assert err["name"] == "ResponseError", err
+    assert err["statusCode"] == 409, err
+    assert err["cause"] == {
+        "name": "ConflictError",
+        "message": f"Task with taskId {out['taskId']} cannot be retried",
+    }, err
+
+
 def test_retry_finished_task(driver: NodeDriver) -> None:
     values = {"name": "svc-retry", "owner": "group:default/platform"}
     run = driver.run("retry-flow", {"templateRef": HELLO_REF, "values": values}, timeout_s=90)
@@ -378,6 +405,47 @@ def test_retry_finished_task(driver: NodeDriver) -> None:
     assert rerun[0]["body"] == {"message": "Starting up task with 4 steps"}, rerun[0]
     assert events[-1]["body"]["message"] == "Run completed with status: completed"
     assert out["taskAfterRetry"]["status"] == "completed", run.describe()
+
+
+def test_scaffold_keeps_values_as_sent(driver: NodeDriver) -> None:
+    """The backend does not apply JSON-schema defaults (trace 11/12: ``Scaffolding svc-two () ...``)."""
+    values = {"name": "svc-min", "owner": "user:default/me"}
+    run = driver.run("run", {"templateRef": HELLO_REF, "values": values}, timeout_s=60)
+    out = run.value()
+    assert out["stream"]["completed"] is True, run.describe()
+    assert out["task"]["status"] == "completed", run.describe()
+    assert out["task"]["spec"]["parameters"] == values, (
+        "spec.parameters must be the values as sent (no defaults filled in)"
+    )
+    msgs = messages(out["stream"]["events"])
+    assert "\x1b[32minfo\x1b[39m: Scaffolding svc-min () for user:default/me" in msgs, msgs[:6]
+
+
+def test_scaffold_validation_error(driver: NodeDriver) -> None:
+    """Values failing the parameter schema: scaffold() throws with the 400 ``{errors}`` body.
+
+    Required properties with a ``default`` are still required (the backend applies no defaults),
+    and validation reports every error of the first failing parameter step.
+    """
+    run = driver.run("scaffold", {"templateRef": HELLO_REF, "values": {"name": "X"}})
+    assert not run.ok, f"scaffold with invalid values did not throw:\n{run.describe()}"
+    err = run.error
+    assert err is not None
+    assert err["name"] == "Error", err
+    # The reason phrase is checked by test_error_status_text; match it loosely here.
+    match = re.match(r"Backend request failed, 400 [A-Za-z ]+? (\{.*)\Z", str(err["message"]), re.S)
+    assert match, err["message"][:300]
+    body = json.loads(match.group(1))
+    assert set(body) == {"errors"}, body
+    got = [(e["name"], e["property"], e["stack"]) for e in body["errors"]]
+    assert got == [
+        ("required", "instance", 'instance requires property "owner"'),
+        (
+            "pattern",
+            "instance.name",
+            'instance.name does not match pattern "^[a-z][a-z0-9-]{1,30}$"',
+        ),
+    ], got
 
 
 def _skeleton_contents(template_dir: Path) -> list[dict[str, str]]:
@@ -435,6 +503,15 @@ def test_get_task_not_found(driver: NodeDriver) -> None:
     assert err["cause"] == {"name": "NotFoundError", "message": "No task with id 'nope' found"}, err
     assert err["body"]["request"] == {"method": "GET", "url": "/v2/tasks/nope"}, err["body"]
     assert err["body"]["response"] == {"statusCode": 404}, err["body"]
+
+
+def test_error_status_text(driver: NodeDriver) -> None:
+    """The HTTP reason phrase ends up in the message the Backstage UI shows for a failed call."""
+    run = driver.run("get-task", {"taskId": "nope"})
+    err = run.error
+    assert err is not None, run.describe()
+    assert err["statusText"] == "Not Found", err
+    assert err["message"] == "Request failed with 404 Not Found", err
 
 
 # --------------------------------------------------------------------------------------------
