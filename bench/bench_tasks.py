@@ -48,6 +48,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -133,6 +134,23 @@ def post_task(client: Client, template: str, values: dict) -> str:
     return str(body["id"])
 
 
+def failure_reason(client: Client, tid: str) -> str:
+    """The error of a failed task's completion event, for the report (best effort)."""
+    try:
+        st, events = client.call("GET", f"{TASKS}/{tid}/events")
+    except OSError:
+        return ""
+    if st != 200 or not isinstance(events, list):
+        return ""
+    for ev in reversed(events):
+        body = ev.get("body") if isinstance(ev, dict) else None
+        if isinstance(body, dict) and body.get("error"):
+            err = body["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            return f": {str(msg)[:300]}"
+    return ""
+
+
 def run_task(client: Client, template: str, values: dict, poll_s: float, timeout: float) -> float:
     """Seconds from just before the POST until GET /v2/tasks/:id shows `completed`."""
     t0 = time.perf_counter()
@@ -145,7 +163,7 @@ def run_task(client: Client, template: str, values: dict, poll_s: float, timeout
         if status in FINAL:
             t = time.perf_counter() - t0
             if status != "completed":
-                raise RuntimeError(f"task {tid} ended {status}")
+                raise RuntimeError(f"task {tid} ended {status}{failure_reason(client, tid)}")
             return t
         if time.perf_counter() - t0 > timeout:
             raise RuntimeError(f"task {tid} still {status!r} after {timeout:.0f} s")
@@ -293,12 +311,45 @@ class Server:
     def stop(self) -> None: ...
 
 
+def cached_install(src: Path, what: str) -> Path:
+    """node_modules (npm ci) or .venv (cookiecutter) for the reference, cached across runs.
+
+    The cache key is the reference's package-lock.json, so a different reference version gets
+    its own install. Lives in $XDG_CACHE_HOME (or ~/.cache)/scaffolder-bench/.
+    """
+    import hashlib
+
+    lock = (src / "package-lock.json").read_bytes()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaffolder-bench"
+    d = root / f"reference-{hashlib.sha256(lock).hexdigest()[:12]}"
+    target = d / what
+    if target.is_dir():
+        return target
+    d.mkdir(parents=True, exist_ok=True)
+    if what == "node_modules":
+        for f in ("package.json", "package-lock.json"):
+            shutil.copy(src / f, d / f)
+        log(f"[upstream] npm ci into {d} (once; about 1 min) ...")
+        cmd = ["npm", "ci", "--no-audit", "--no-fund"]
+        subprocess.run(cmd, cwd=d, check=True, capture_output=True, timeout=900)
+    else:
+        log(f"[upstream] cookiecutter venv in {d} (once) ...")
+        subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, timeout=300)
+        pip = [str(target / "bin" / "pip"), "install", "-q", "cookiecutter==2.7.1"]
+        subprocess.run(pip, check=True, capture_output=True, timeout=600)
+    return target
+
+
 class Upstream(Server):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__("upstream")
         self.args = args
         self.dir: Path | None = None
         self.tmp: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.logf: Any = None
+        self.logdir: Path | None = None
+        self.via_start_sh = False
 
     def start(self) -> None:
         a = self.args
@@ -309,37 +360,53 @@ class Upstream(Server):
             self.notes.append("already running (--upstream-base): not freshly started")
             return
         default_base = f"http://127.0.0.1:{UPSTREAM_PORT}"
-        if http_status(default_base, hello) is not None:
+        busy = http_status(default_base, hello) is not None
+        if busy and a.reuse_upstream:
             self.base = default_base
             self.pid = a.upstream_pid or listener_pid(UPSTREAM_PORT)
             self.notes.append(
-                f"a server was already listening on {UPSTREAM_PORT}; reused it "
-                "(not freshly started, not stopped; RSS includes earlier tasks)"
+                f"reused the server already listening on {UPSTREAM_PORT} (--reuse-upstream): "
+                "not freshly started, not stopped; its RSS includes earlier tasks"
             )
             log(f"[upstream] NOTE: port {UPSTREAM_PORT} already serves the reference; reusing it")
             return
         src = Path(a.reference_dir).resolve()
+        self.prepare(src)
+        if busy:
+            self.start_private(src)
+        else:
+            self.start_sh(src)
+
+    def prepare(self, src: Path) -> None:
+        """Use src in place, or copy it to a temp dir (node_modules and .venv symlinked)."""
+        a = self.args
         if a.reference_inplace:
             self.dir = src
-        else:
-            self.tmp = Path(tempfile.mkdtemp(prefix="bench-upstream-"))
-            self.dir = self.tmp / "reference"
-            shutil.copytree(
-                src,
-                self.dir,
-                symlinks=True,
-                ignore=shutil.ignore_patterns("node_modules", "run", ".venv"),
-            )
-            for p in [self.dir, *self.dir.rglob("*")]:
-                if not p.is_symlink():
-                    p.chmod(p.stat().st_mode | 0o200)
-            nm = Path(a.node_modules) if a.node_modules else src / "node_modules"
-            if nm.is_dir():
-                (self.dir / "node_modules").symlink_to(nm.resolve())
-            else:
-                log("[upstream] no node_modules to reuse: start.sh will run `npm ci` (~1 min)")
-            if (src / ".venv").is_dir():
-                (self.dir / ".venv").symlink_to((src / ".venv").resolve())
+            return
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-upstream-"))
+        self.dir = self.tmp / "reference"
+        shutil.copytree(
+            src,
+            self.dir,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("node_modules", "run", ".venv"),
+        )
+        for p in [self.dir, *self.dir.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | 0o200)
+        nm = Path(a.node_modules) if a.node_modules else src / "node_modules"
+        if not nm.is_dir():
+            nm = cached_install(src, "node_modules")
+        (self.dir / "node_modules").symlink_to(nm.resolve())
+        venv = src / ".venv"
+        if not venv.is_dir() and not shutil.which("cookiecutter"):
+            venv = cached_install(src, ".venv")
+        if venv.is_dir():
+            (self.dir / ".venv").symlink_to(venv.resolve())
+
+    def start_sh(self, src: Path) -> None:
+        a = self.args
+        assert self.dir is not None
         log(f"[upstream] starting {self.dir}/start.sh")
         t0 = time.perf_counter()
         r = subprocess.run(
@@ -353,17 +420,85 @@ class Upstream(Server):
         )
         self.startup_s = time.perf_counter() - t0
         pidf = self.dir / "run" / "backend.pid"
-        self.started_by_us = pidf.exists()
+        self.via_start_sh = self.started_by_us = pidf.exists()
         if r.returncode != 0 or not pidf.exists():
             raise RuntimeError(
                 f"upstream start.sh failed ({r.returncode}): {(r.stdout + r.stderr)[-2000:]}"
             )
         self.pid = int(pidf.read_text().strip())
-        self.base = default_base
+        self.base = f"http://127.0.0.1:{UPSTREAM_PORT}"
         self.notes.append(f"freshly started from {src} (start.sh ready in {self.startup_s:.1f} s)")
 
+    def start_private(self, src: Path) -> None:
+        """Port 7007 is taken (e.g. by a shared instance): run a fresh copy on a free port.
+
+        start.sh cannot do this (its readiness check is hard-wired to 7007), so this runs what it
+        runs, `NODE_ENV=production node src/index.js`, with Backstage's standard APP_CONFIG_*
+        environment overrides for backend.listen.port and backend.baseUrl. No file is changed.
+        """
+        a = self.args
+        assert self.dir is not None
+        port = a.upstream_port or free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "NODE_ENV": os.environ.get("NODE_ENV", "production"),
+            "APP_CONFIG_backend_listen_port": str(port),
+            "APP_CONFIG_backend_baseUrl": self.base,
+        }
+        venv = self.dir / ".venv" / "bin"
+        if venv.is_dir():
+            env["PATH"] = f"{venv}:{env.get('PATH', '')}"
+        self.logdir = Path(tempfile.mkdtemp(prefix="bench-upstream-log-"))
+        self.logf = open(self.logdir / "backend.log", "wb")  # noqa: SIM115
+        log(f"[upstream] {UPSTREAM_PORT} is taken: starting a fresh private copy on port {port}")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            ["node", "src/index.js"],
+            cwd=self.dir,
+            env=env,
+            stdout=self.logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started_by_us = True
+        self.pid = self.proc.pid
+        deadline = t0 + a.ready_timeout
+        for t in ("hello-template", "cookie-template", "slow-template"):
+            path = f"/api/catalog/entities/by-name/template/default/{t}"
+            while http_status(self.base, path, timeout=1) != 200:
+                if self.proc.poll() is not None or time.perf_counter() > deadline:
+                    tail = (self.logdir / "backend.log").read_bytes()[-2000:]
+                    raise RuntimeError(
+                        f"private upstream on {port} not ready (exit {self.proc.poll()}):\n"
+                        + tail.decode("utf-8", "replace")
+                    )
+                time.sleep(0.1)
+        self.startup_s = time.perf_counter() - t0
+        self.notes.append(
+            f"port {UPSTREAM_PORT} was taken, so a fresh private copy of {src} ran on port {port} "
+            "(node src/index.js with APP_CONFIG_backend_listen_port/baseUrl overrides); "
+            f"3 templates in the catalog after {self.startup_s:.1f} s"
+        )
+
     def stop(self) -> None:
-        if self.started_by_us and self.dir:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGTERM)  # the session we created for it
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(5)
+            self.proc = None
+        if self.logf:
+            self.logf.close()
+            self.logf = None
+        if self.logdir:
+            shutil.rmtree(self.logdir, ignore_errors=True)
+            self.logdir = None
+        if self.via_start_sh and self.dir:
             subprocess.run(
                 [str(self.dir / "stop.sh")],
                 cwd=self.dir,
@@ -371,7 +506,8 @@ class Upstream(Server):
                 timeout=60,
                 check=False,
             )
-            self.started_by_us = False
+            self.via_start_sh = False
+        self.started_by_us = False
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
@@ -481,12 +617,72 @@ def summary(xs: list[float]) -> dict:
     }
 
 
+def cpu_snapshot(pid: int | None) -> tuple[float, float, float, float]:
+    """(wall s, machine busy s, server tree s, this bench process s) from /proc and os.times."""
+    hz = os.sysconf("SC_CLK_TCK")
+    f = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f[:8])
+    busy = (user + nice + system + irq + softirq + steal) / hz
+    srv = 0.0
+    if pid:
+        out = subprocess.run(
+            ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=False
+        ).stdout
+        kids: dict[int, list[int]] = {}
+        for ln in out.splitlines():
+            p, pp = (int(x) for x in ln.split())
+            kids.setdefault(pp, []).append(p)
+        todo = [pid]
+        while todo:
+            p = todo.pop()
+            todo.extend(kids.get(p, []))
+            try:
+                st = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                srv += sum(int(x) for x in st[11:15]) / hz  # utime stime cutime cstime
+            except (OSError, IndexError, ValueError):
+                pass
+    t = os.times()
+    return time.perf_counter(), busy, srv, t.user + t.system
+
+
+def cpu_delta(a0: tuple, a1: tuple) -> dict:
+    """Average cores used during [a0, a1] by the server, the bench client and everything else."""
+    wall = a1[0] - a0[0]
+    busy, srv, me = (a1[i] - a0[i] for i in (1, 2, 3))
+    return {
+        "wall_s": round(wall, 2),
+        "server_cores": round(srv / wall, 2),
+        "bench_client_cores": round(me / wall, 2),
+        "other_cores": round(max(busy - srv - me, 0) / wall, 2),
+    }
+
+
+def wait_quiet(srv: Server, a: argparse.Namespace) -> dict:
+    """Wait (up to --quiet-wait s) until other processes use < --quiet-cores for 1 s."""
+    t0 = time.perf_counter()
+    while True:
+        s0 = cpu_snapshot(srv.pid)
+        time.sleep(1)
+        d = cpu_delta(s0, cpu_snapshot(srv.pid))
+        other = d["other_cores"] + d["server_cores"]  # the server should be idle too
+        waited = time.perf_counter() - t0
+        if other < a.quiet_cores or waited >= a.quiet_wait:
+            if other >= a.quiet_cores:
+                log(
+                    f"[{srv.name}] machine still busy after {waited:.0f} s "
+                    f"({other:.2f} cores used by others); measuring anyway"
+                )
+            return {"waited_s": round(waited, 1), "others_cores_at_start": round(other, 2)}
+
+
 def measure(srv: Server, a: argparse.Namespace, values: dict) -> dict:
     poll = a.poll_ms / 1000
     res: dict = {"base": srv.base, "pid": srv.pid, "errors": []}
     time.sleep(a.settle)
     res["rss_idle_after_start"] = tree_rss_kb(srv.pid)
+    res["quiet"] = wait_quiet(srv, a)
     c = Client(srv.base, timeout=a.task_timeout)
+    cpu0 = cpu_snapshot(srv.pid)
 
     def phase(name: str, fn) -> None:
         try:
@@ -574,6 +770,8 @@ def measure(srv: Server, a: argparse.Namespace, values: dict) -> dict:
     phase("concurrent", conc)
     phase("sse", sse)
     c.close()
+    res["cpu"] = cpu_delta(cpu0, cpu_snapshot(srv.pid))
+    log(f"[{srv.name}] CPU during the runs (average cores): {res['cpu']}")
     time.sleep(a.settle)
     res["rss_idle_after_runs"] = tree_rss_kb(srv.pid)
     for k in ("rss_idle_after_start", "rss_idle_after_runs"):
@@ -708,7 +906,7 @@ def fmt(v: object, ratio: bool = False) -> str:
 def markdown(doc: dict) -> str:
     m, cmp_, srv = doc["machine"], doc["comparison"], doc["servers"]
     lines = [
-        f"## {doc['template']}",
+        f"## {doc['template']}" + (f" ({doc['label']})" if doc.get("label") else ""),
         "",
         f"- date: {doc['date']} (run took {doc['duration_s']} s)",
         f"- machine: {m['nproc']} cores ({m['cpu']}), {m['mem_gib']} GiB, kernel {m['kernel']}; "
@@ -735,6 +933,14 @@ def markdown(doc: dict) -> str:
     for name, s in srv.items():
         for n in s.get("notes", []):
             lines.append(f"- {name}: {n}")
+        cpu, q = s.get("cpu"), s.get("quiet")
+        if cpu and q:
+            lines.append(
+                f"- {name}: average cores used during its runs: server {cpu['server_cores']}, "
+                f"bench client {cpu['bench_client_cores']}, **other processes "
+                f"{cpu['other_cores']}** (waited {q['waited_s']} s for a quiet machine; "
+                f"{q['others_cores_at_start']} cores busy when it started)"
+            )
         for e in s.get("errors", []):
             lines.append(f"- **{name} ERROR**: {e}")
     for n in doc.get("notes", []):
@@ -751,7 +957,7 @@ def write_latest(doc: dict) -> Path:
         "Ratios are ours/upstream of the medians (lower is better for ours).\n\n"
     )
     body = markdown(doc)
-    name = doc["template"]
+    name = doc["template"] + (f" {doc['label']}" if doc.get("label") else "")
     begin, end = f"<!-- BEGIN {name} -->\n", f"<!-- END {name} -->\n"
     text = path.read_text() if path.exists() else head
     block = begin + body + end
@@ -788,6 +994,13 @@ def main() -> int:
     ap.add_argument("--upstream-base", help="use this already running upstream (not stopped)")
     ap.add_argument("--upstream-pid", type=int, help="pid for upstream RSS (default: listener)")
     ap.add_argument(
+        "--reuse-upstream",
+        action="store_true",
+        help=f"if something already serves the reference on {UPSTREAM_PORT}, measure it instead "
+        "of starting a fresh private copy on another port",
+    )
+    ap.add_argument("--upstream-port", type=int, help="port for the private copy (default: free)")
+    ap.add_argument(
         "--reference-dir",
         default=str(DEFAULT_REFERENCE),
         help="upstream reference folder (copied to a temp dir unless --reference-inplace)",
@@ -816,15 +1029,33 @@ def main() -> int:
         "--settle", type=float, default=2.0, help="seconds idle before each RSS sample (default 2)"
     )
     ap.add_argument("--task-timeout", type=float, default=60)
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60,
+        help="wait up to this many s for other load to drop before each server",
+    )
+    ap.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.25,
+        help="'quiet' = other processes use fewer cores than this (1 s sample)",
+    )
     ap.add_argument("--ready-timeout", type=float, default=90)
     ap.add_argument("--targets", default=DEFAULT_TARGETS)
     ap.add_argument("--keep-tmp", action="store_true", help="keep our server's temp dir + log")
+    ap.add_argument(
+        "--label",
+        help="suffix for the results file and its own section in latest.md (e.g. poll20)",
+    )
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     a = ap.parse_args()
 
     values = json.loads(a.values) if a.values else DEFAULT_VALUES.get(a.template)
     if not isinstance(values, dict):
         ap.error(f"no default values for {a.template}; pass --values")
+    if a.label and not re.fullmatch(r"[A-Za-z0-9_.-]+", a.label):
+        ap.error("--label may only use letters, digits, '_', '.' and '-'")
     targets = parse_targets(a.targets)
     order = [s.strip() for s in a.order.split(",") if s.strip()]
     if a.only:
@@ -866,10 +1097,11 @@ def main() -> int:
         )
 
     tname = a.template.rsplit("/", 1)[-1]
-    fname = f"{started.date().isoformat()}-{tname}.json"
+    fname = f"{started.date().isoformat()}-{tname}" + (f"-{a.label}" if a.label else "") + ".json"
     doc = {
         "date": started.isoformat(timespec="seconds"),
         "template": a.template,
+        "label": a.label,
         "values": values,
         "file": fname,
         "command": shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]]),
