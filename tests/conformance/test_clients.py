@@ -237,6 +237,30 @@ def test_stream_logs_long_polling(
     assert stream["events"] == sse_events, "long-polling and SSE delivered different events"
 
 
+def test_stream_logs_long_polling_live(driver: NodeDriver) -> None:
+    """Long-polling a running task: the server holds ``/events?after=N`` until new events exist."""
+    run = driver.run(
+        "run",
+        {"templateRef": SLOW_REF, "values": {"seconds": 2}, "polling": True},
+        timeout_s=60,
+    )
+    out = run.value()
+    stream = out["stream"]
+    assert stream["error"] is None, run.describe()
+    assert stream["completed"] is True, run.describe()
+    events = stream["events"]
+    check_event_shapes(events, out["taskId"], run)
+    assert events[0]["body"] == {"message": "Starting up task with 3 steps"}, events[0]
+    assert events[-1]["type"] == "completion", events[-1]
+    assert events[-1]["body"]["message"] == "Run completed with status: completed", events[-1]
+    assert out["task"]["status"] == "completed", run.describe()
+    polls = [r for r in run.requests if "/events" in r["url"]]
+    assert all(r["status"] == 200 for r in polls), run.describe()
+    assert any("after=" in r["url"] for r in polls), run.describe()
+    # A 2 s wait must be bridged by held requests, not by a busy loop of empty answers.
+    assert len(polls) <= 10, f"{len(polls)} polls for a 2 s task:\n{run.describe()}"
+
+
 def test_stream_logs_sse_after(
     driver: NodeDriver, hello_task: str, hello_sse: DriverResult
 ) -> None:
