@@ -32,23 +32,32 @@ class RawDatabase:
         return text.replace("?", "%s") if self._format else text
 
     @contextmanager
-    def cursor(self, *, write: bool = False) -> Iterator[Any]:
+    def cursor(self, *, write: bool = False, single: bool = False) -> Iterator[Any]:
         """A cursor in a transaction, committed on success and rolled back on error.
 
         On SQLite a writer begins IMMEDIATE (takes the write lock at once), so a
-        read-then-write transaction never fails on a stale snapshot.
+        read-then-write transaction never fails on a stale snapshot. ``single`` promises one
+        statement: SQLite then runs it in its own implicit transaction (two round trips fewer
+        for each task event).
         """
         connection = self.engine.raw_connection()
         cursor = connection.cursor()
+        explicit = self.sqlite and not single
         try:
-            if self.sqlite:
+            if explicit:
                 cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield cursor
-            connection.commit() if not self.sqlite else cursor.execute("COMMIT")
+            if explicit:
+                cursor.execute("COMMIT")
+            elif not self.sqlite:
+                connection.commit()
         except BaseException:
             # The original error matters more than a failed rollback.
             with suppress(Exception):
-                connection.rollback() if not self.sqlite else cursor.execute("ROLLBACK")
+                if explicit:
+                    cursor.execute("ROLLBACK")
+                elif not self.sqlite:
+                    connection.rollback()
             raise
         finally:
             cursor.close()

@@ -92,7 +92,7 @@ class SqlTaskStore:
 
     def get_task(self, task_id: str) -> Task:
         """The task, or `NotFoundError` with Backstage's message."""
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             cur.execute(self._sql_get_task, (task_id,))
             row = cur.fetchone()
         if row is None:
@@ -172,7 +172,7 @@ class SqlTaskStore:
         ids = list(task_ids)
         if not ids:
             return
-        with self._db.cursor(write=True) as cur:
+        with self._db.cursor(write=True, single=True) as cur:
             cur.execute(
                 self._db.sql(
                     "UPDATE tasks SET last_heartbeat_at = ? WHERE status = 'processing' "
@@ -307,7 +307,7 @@ class SqlTaskStore:
 
     def emit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> TaskEvent:
         """Append one event."""
-        with self._db.cursor(write=True) as cur:
+        with self._db.cursor(write=True, single=True) as cur:
             return self._insert_event(cur, task_id, type_, body)
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
@@ -315,7 +315,7 @@ class SqlTaskStore:
 
         For a ``startOver`` task, events before its last ``recovered`` event are hidden.
         """
-        with self._db.cursor() as cur:
+        with self._db.cursor(single=True) as cur:
             if after is None:
                 cur.execute(self._sql_events, (task_id,))
             else:
