@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from contextlib import suppress
+from http import HTTPStatus
+
+from flask import Flask, Response, g, request
 
 from scaffolder.api import catalog, health, scaffolder
 from scaffolder.api.auth import authenticate
@@ -34,6 +37,15 @@ def create_app(
             "scaffolder.openapi"
         ):
             g.scaffolder_caller = authenticate(services.settings)
+
+    @app.after_request
+    def _reason_phrase(response: Response) -> Response:
+        # Werkzeug upper-cases reason phrases ("404 NOT FOUND"); Node writes "404 Not Found",
+        # and Backstage's clients put the phrase in the messages users see.
+        code = response.status_code
+        with suppress(ValueError):
+            response.status = f"{code} {HTTPStatus(code).phrase}"
+        return response
 
     for blueprint in (scaffolder.bp, catalog.bp, health.bp):
         app.register_blueprint(blueprint)
