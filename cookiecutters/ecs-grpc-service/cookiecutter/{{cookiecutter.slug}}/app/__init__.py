@@ -1,0 +1,1 @@
+"""{{ cookiecutter.slug }}: an internal gRPC service on ECS Service Connect."""
