@@ -1,0 +1,1 @@
+"""{{ cookiecutter.slug }}: an SQS worker. `handler` holds the work, `worker` the queue plumbing."""
