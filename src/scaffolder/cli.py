@@ -279,3 +279,71 @@ def db_upgrade(config: Sequence[str]) -> None:
     upgrade(engine)
     engine.dispose()
     click.echo("database is up to date", err=True)
+
+
+@main.command()
+@click.argument(
+    "directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--only",
+    metavar="CHECKS",
+    help="Comma-separated checks to run: cfn, hadolint, yamllint, zizmor, catalog (default: all).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--warnings-ok", is_flag=True, help="Fail on errors only, not on warnings.")
+@click.option("--region", help="AWS region cfn-lint checks templates against [default: us-east-1].")
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), help="Seconds each tool may run [default: 120]."
+)
+@click.option("--no-render", is_flag=True, help="Check a cookiecutter's Jinja sources as they are.")
+@click.option("--verbose", is_flag=True, help="Print the time each check took (stderr).")
+def lint(
+    directory: Path,
+    only: str | None,
+    output_format: str,
+    warnings_ok: bool,
+    region: str | None,
+    timeout: float | None,
+    no_render: bool,
+    verbose: bool,
+) -> None:
+    """Run the quality gate on DIRECTORY (a project or a cookiecutter).
+
+    Exit status: 0 clean, 1 when a finding is an error or (without --warnings-ok) a warning,
+    2 on usage errors. Infos never fail the gate.
+    """
+    from scaffolder.lint import CHECKS, LintOptions, parse_checks, run_lint
+
+    try:
+        checks = parse_checks(only.split(",") if only is not None else CHECKS)
+    except ScaffolderError as exc:
+        raise click.BadParameter(exc.message, param_hint="--only") from exc
+    defaults = LintOptions()
+    options = LintOptions(
+        checks=checks,
+        region=region or defaults.region,
+        timeout=timeout or defaults.timeout,
+        render=not no_render,
+    )
+    report = run_lint(directory, options)
+    if verbose:
+        for check in report.runs:
+            click.echo(
+                f"{check.check}: {check.files} files, {check.seconds:.2f} s, "
+                f"{len(check.findings)} findings",
+                err=True,
+            )
+    if output_format == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for finding in report.findings:
+            click.echo(finding.to_text())
+        click.echo(report.summary())
+    raise SystemExit(1 if report.failing(warnings_ok=warnings_ok) else 0)

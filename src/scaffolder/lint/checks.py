@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from scaffolder.errors import InputError
-from scaffolder.lint.discovery import Target, Targets, discover
+from scaffolder.lint.discovery import COOKIECUTTER_JSON, Target, Targets, discover
 from scaffolder.lint.external import (
     ProcessWatcher,
     ToolContext,
@@ -21,8 +21,8 @@ from scaffolder.lint.external import (
     run_hadolint,
     run_zizmor,
 )
-from scaffolder.lint.model import CheckRun, Finding, Report, sort_findings, tool_finding
-from scaffolder.lint.render import is_cookiecutter, render_defaults
+from scaffolder.lint.model import CheckRun, Finding, Level, Report, sort_findings, tool_finding
+from scaffolder.lint.render import render_defaults
 from scaffolder.lint.yaml_checks import run_catalog, run_yamllint
 
 log = logging.getLogger(__name__)
@@ -125,37 +125,55 @@ def run_lint(
     options = options or LintOptions()
     root = root.absolute()
     ctx = ToolContext(root=root, region=options.region, timeout=options.timeout, watcher=watcher)
-    with tempfile.TemporaryDirectory(prefix="scaffolder-lint-") as scratch:
-        render_run: CheckRun | None = None
-        if options.render and is_cookiecutter(root):
-            targets, render_run = _discover_cookiecutter(root, Path(scratch), ctx)
-        else:
-            targets = discover(root)
-        checks = [CHECKS[name] for name in options.checks]
-        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            futures = [pool.submit(_run_check, c, c.select(targets), ctx) for c in checks]
-            runs = [f.result() for f in futures]
-    if render_run is not None:
-        runs.insert(0, render_run)
+    runs: list[CheckRun] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="scaffolder-lint-") as scratch,
+        ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool,
+    ):
+        found = discover(root, find_cookiecutters=options.render)
+        targets = found.targets
+        renders = [
+            pool.submit(_render, root, template, Path(scratch, str(index)), ctx)
+            for index, template in enumerate(found.cookiecutters)
+        ]
+        for future in renders:
+            rendered, run = future.result()
+            targets += rendered
+            runs.append(run)
+        selected = [(CHECKS[name], CHECKS[name].select(targets)) for name in options.checks]
+        futures = [pool.submit(_run_check, check, files, ctx) for check, files in selected]
+        runs.extend(f.result() for f in futures)
     return Report(
         findings=sort_findings([f for run in runs for f in run.findings]),
         runs=tuple(runs),
-        files=targets.file_count(),
+        files=len({target.display for _, files in selected for target in files}),
     )
 
 
-def _discover_cookiecutter(root: Path, scratch: Path, ctx: ToolContext) -> tuple[Targets, CheckRun]:
-    targets = discover(root, skip_templated=True)
+def _render(root: Path, template: Path, output: Path, ctx: ToolContext) -> tuple[Targets, CheckRun]:
+    """Render one cookiecutter with its defaults; its files, named as the template names them."""
     started = time.monotonic()
+    rel = template.relative_to(root).as_posix()
+    targets = Targets()
     findings: tuple[Finding, ...] = ()
     try:
-        project, prefix = render_defaults(root, scratch, ctx)
+        project, placeholder = render_defaults(template, output, ctx)
     except ToolFailure as exc:
-        findings = (tool_finding("cookiecutter", exc.code, exc.message),)
+        findings = (
+            Finding(
+                file=str(PurePosixPath(rel, COOKIECUTTER_JSON)),
+                line=0,
+                column=0,
+                tool="cookiecutter",
+                level=Level.ERROR,
+                code=exc.code,
+                message=f"{exc.message}; its templated files were not checked",
+            ),
+        )
     else:
-        targets = targets + discover(project, prefix=prefix)
-    run = CheckRun(check="render", files=1, seconds=time.monotonic() - started, findings=findings)
-    return targets, run
+        targets = discover(project, prefix=str(PurePosixPath(rel, placeholder))).targets
+    seconds = time.monotonic() - started
+    return targets, CheckRun(check="render", files=1, seconds=seconds, findings=findings)
 
 
 def _run_check(check: Check, files: Sequence[Target], ctx: ToolContext) -> CheckRun:

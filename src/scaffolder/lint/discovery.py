@@ -26,6 +26,9 @@ SKIP_DIRS = frozenset(
     }
 )
 
+#: The file that makes a directory a cookiecutter template.
+COOKIECUTTER_JSON = "cookiecutter.json"
+
 #: Text files larger than this are not sniffed for CloudFormation or catalog content.
 MAX_SNIFF_BYTES = 4 * 1024 * 1024
 
@@ -70,17 +73,27 @@ class Targets:
             }
         )
 
-    def file_count(self) -> int:
-        """How many distinct files at least one check looks at."""
-        return len({t.display for f in fields(self) for t in getattr(self, f.name)})
-
 
 def is_templated_dir(name: str) -> bool:
     """Whether a directory name is a cookiecutter placeholder (``{{cookiecutter.slug}}``)."""
     return "{{" in name and "}}" in name
 
 
-def discover(root: Path, *, prefix: str = "", skip_templated: bool = False) -> Targets:
+@dataclass(frozen=True, kw_only=True)
+class Discovery:
+    """What one walk found.
+
+    Attributes:
+        targets: the files of each check.
+        cookiecutters: directories holding a ``cookiecutter.json`` (when asked for), whose
+            placeholder directories were left out of ``targets``.
+    """
+
+    targets: Targets
+    cookiecutters: tuple[Path, ...] = ()
+
+
+def discover(root: Path, *, prefix: str = "", find_cookiecutters: bool = False) -> Discovery:
     """Walk ``root`` and sort its files into the targets of each check.
 
     Symlinks are neither followed nor checked: a workspace could otherwise point a check at
@@ -90,15 +103,17 @@ def discover(root: Path, *, prefix: str = "", skip_templated: bool = False) -> T
         root: the directory to walk.
         prefix: put in front of every display path (where a rendered tree stands in the
             template, ``{{cookiecutter.slug}}``).
-        skip_templated: leave out top-level cookiecutter placeholder directories, whose
-            files are checked in their rendered form instead.
+        find_cookiecutters: report directories with a ``cookiecutter.json`` and leave out
+            their placeholder directories, whose files are checked once rendered instead.
     """
     found: dict[str, list[Target]] = {f.name: [] for f in fields(Targets)}
-    for path, rel in _walk(root, skip_templated=skip_templated):
+    cookiecutters: list[Path] = []
+    for path, rel in _walk(root, cookiecutters if find_cookiecutters else None):
         target = Target(display=str(PurePosixPath(prefix, rel)) if prefix else rel, path=path)
         for kind in classify(path, rel):
             found[kind].append(target)
-    return Targets(**{kind: tuple(sorted(items)) for kind, items in found.items()})
+    targets = Targets(**{kind: tuple(sorted(items)) for kind, items in found.items()})
+    return Discovery(targets=targets, cookiecutters=tuple(cookiecutters))
 
 
 def classify(path: Path, rel: str) -> list[str]:
@@ -140,16 +155,19 @@ def _sniff(path: Path) -> str:
         return ""
 
 
-def _walk(root: Path, *, skip_templated: bool) -> Iterator[tuple[Path, str]]:
+def _walk(root: Path, cookiecutters: list[Path] | None) -> Iterator[tuple[Path, str]]:
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        top = here == root
+        is_cookiecutter = False
+        if cookiecutters is not None and COOKIECUTTER_JSON in filenames:
+            cookiecutters.append(here)
+            is_cookiecutter = True
         dirnames[:] = sorted(
             d
             for d in dirnames
             if d not in SKIP_DIRS
             and not (here / d).is_symlink()
-            and not (top and skip_templated and is_templated_dir(d))
+            and not (is_cookiecutter and is_templated_dir(d))
         )
         for name in sorted(filenames):
             path = here / name

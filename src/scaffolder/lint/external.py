@@ -42,6 +42,7 @@ _ZIZMOR_LEVELS: Mapping[str, Level] = {
     "informational": Level.INFO,
 }
 _STDERR_TAIL = 500
+_KILL_GRACE = 5.0
 
 
 class ProcessWatcher(Protocol):
@@ -120,8 +121,7 @@ def run_process(name: str, argv: Sequence[str], ctx: ToolContext) -> tuple[int, 
     try:
         stdout, stderr = child.communicate(timeout=ctx.timeout)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
+        _kill(child)
         raise ToolFailure(
             "timeout", f"{name} did not finish within {ctx.timeout:g} s (see --timeout)"
         ) from None
@@ -129,6 +129,18 @@ def run_process(name: str, argv: Sequence[str], ctx: ToolContext) -> tuple[int, 
         if ctx.watcher is not None:
             ctx.watcher.detach(child)
     return child.returncode, stdout, stderr
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    child.kill()
+    try:
+        child.communicate(timeout=_KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        # A grandchild still holds the pipes open; stop reading rather than wait for it.
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+        child.wait()
 
 
 def failed(name: str, status: int, stderr: str) -> ToolFailure:

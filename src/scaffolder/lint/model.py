@@ -62,9 +62,10 @@ class Finding:
 
     def to_text(self) -> str:
         """``path:line:col: level tool/code message``, the way compilers print diagnostics."""
+        message = " ".join(self.message.split())  # one line per finding, always
         return (
             f"{self.file}:{self.line}:{self.column}: "
-            f"{self.level.value} {self.tool}/{self.code} {self.message}"
+            f"{self.level.value} {self.tool}/{self.code} {message}"
         )
 
 

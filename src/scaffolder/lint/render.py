@@ -17,16 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scaffolder.lint.discovery import is_templated_dir
+from scaffolder.lint.discovery import COOKIECUTTER_JSON, is_templated_dir
 from scaffolder.lint.external import ToolContext, ToolFailure, failed, run_process
-
-#: The file that makes a directory a cookiecutter.
-COOKIECUTTER_JSON = "cookiecutter.json"
-
-
-def is_cookiecutter(root: Path) -> bool:
-    """Whether ``root`` is a cookiecutter template (it has a ``cookiecutter.json``)."""
-    return (root / COOKIECUTTER_JSON).is_file()
 
 
 def render_defaults(template: Path, output: Path, ctx: ToolContext) -> tuple[Path, str]:
