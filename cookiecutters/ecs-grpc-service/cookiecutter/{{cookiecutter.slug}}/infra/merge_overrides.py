@@ -3,7 +3,7 @@
 The escape hatch for what the template does not offer: an override file is a fragment of a
 CloudFormation template. Mappings merge key by key, anything else (lists, scalars,
 intrinsic functions) replaces what the base has, and ``null`` deletes the key. Short-form
-tags (``!Ref``, ``!Sub`` ...) work in both files: cfn-lint's loader reads them.
+tags (``!Ref``, ``!Sub``, ``!GetAtt`` ...) work in both files and come out in long form.
 
 Usage: python infra/merge_overrides.py infra/service.yaml [OVERRIDE.yaml ...] > build/service.json
 """
@@ -15,13 +15,33 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import cfn_yaml
+import yaml
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags read as their long-form mappings."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref" or tag_suffix == "Condition":
+        return {tag_suffix: value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load(path: Path) -> Any:
     """Read a template or fragment; an empty file (only comments) is ``None``."""
-    text = path.read_text(encoding="utf-8")
-    return cfn_yaml.loads(text, str(path)) if text.strip() else None
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506
 
 
 def merge(base: Any, override: Any) -> Any:
