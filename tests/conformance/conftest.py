@@ -191,3 +191,16 @@ def driver(node_modules: Path, conformance_base: str) -> NodeDriver:
     node = shutil.which("node")
     assert node is not None
     return NodeDriver(node, conformance_base, os.environ.get("SCAFFOLDER_CONFORMANCE_TOKEN"))
+
+
+@pytest.fixture(scope="session")
+def server_is_ours(conformance_base: str) -> bool:
+    """Whether the server under test is ours (its OpenAPI document says so), not upstream.
+
+    A few behaviours differ on purpose (README, "Compatibility notes"): we fill in the
+    parameter defaults the caller left out, upstream does not.
+    """
+    url = f"{conformance_base}/api/scaffolder/openapi.json"
+    with urllib.request.urlopen(url, timeout=10) as response:  # loopback only, checked above
+        info = json.loads(response.read()).get("info", {})
+    return bool(info.get("title") == "scaffolder")

@@ -9,11 +9,13 @@ PostgreSQL (``%s`` is substituted for drivers in ``format`` style).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
+from scaffolder.db.engine import write_lock
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -40,7 +42,16 @@ class RawDatabase:
         statement: SQLite then runs it in its own implicit transaction (two round trips fewer
         for each task event).
         """
-        connection = self.engine.raw_connection()
+        with write_lock(self.engine) if write else nullcontext():
+            connection = self.engine.raw_connection()
+            try:
+                with self._transaction(connection, write=write, single=single) as cursor:
+                    yield cursor
+            finally:
+                connection.close()
+
+    @contextmanager
+    def _transaction(self, connection: Any, *, write: bool, single: bool) -> Iterator[Any]:
         cursor = connection.cursor()
         explicit = self.sqlite and not single
         try:
@@ -61,7 +72,6 @@ class RawDatabase:
             raise
         finally:
             cursor.close()
-            connection.close()
 
     def to_db(self, value: datetime | None) -> Any:
         """A naive UTC datetime as the column stores it (SQLAlchemy's SQLite text format)."""

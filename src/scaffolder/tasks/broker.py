@@ -7,6 +7,9 @@ short timeout, so events written by another process (``scaffolder worker``) arri
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +19,10 @@ from typing import Any
 from scaffolder.tasks.model import EventType, TaskEvent, TaskStatus
 from scaffolder.tasks.store import SqlTaskStore
 
+log = logging.getLogger(__name__)
+
+#: Most events one write transaction takes.
+MAX_EVENT_BATCH = 500
 #: How often a waiting reader re-queries the database when no in-process wake-up came.
 CROSS_PROCESS_POLL_SECONDS = 1.0
 
@@ -75,12 +82,70 @@ class EventHub:
             callback(task_id)
 
 
+class EventWriter:
+    """Writes log events from one thread, in batches, and wakes their readers.
+
+    Running tasks log in bursts (a fetch of ten files is a dozen lines in a millisecond).
+    One transaction per line made concurrent tasks queue for SQLite's single write lock;
+    one writer draining a queue turns a burst from several tasks into one transaction, in
+    the order the lines were logged. `flush` waits until everything submitted is stored.
+    """
+
+    def __init__(self, store: SqlTaskStore, hub: EventHub) -> None:
+        self._store = store
+        self._hub = hub
+        self._queue: queue.SimpleQueue[tuple[str, EventType, dict[str, Any]] | threading.Event]
+        self._queue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> None:
+        """Queue an event for writing."""
+        self._ensure_started()
+        self._queue.put((task_id, type_, body))
+
+    def flush(self) -> None:
+        """Return once every event submitted so far is in the database."""
+        if self._thread is None:
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+
+    def _ensure_started(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="scaffolder-events", daemon=True
+                    )
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(items) < MAX_EVENT_BATCH:
+                    items.append(self._queue.get_nowait())
+            events = [i for i in items if not isinstance(i, threading.Event)]
+            try:
+                self._store.emit_many(events)
+            except Exception:
+                log.exception("writing %d task events failed", len(events))
+            for task_id in {e[0] for e in events}:
+                self._hub.published(task_id)
+            for item in items:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+
 class TaskBroker:
     """Everything the API and the workers do with tasks, with wake-ups attached."""
 
     def __init__(self, store: SqlTaskStore, hub: EventHub | None = None) -> None:
         self.store = store
         self.hub = hub or EventHub()
+        self.events = EventWriter(store, self.hub)
 
     def dispatch(
         self, *, spec: dict[str, Any], secrets: dict[str, str] | None, created_by: str | None
@@ -90,20 +155,20 @@ class TaskBroker:
         self.hub.work_available()
         return task_id
 
-    def emit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> TaskEvent:
-        """Append an event and wake its readers."""
-        event = self.store.emit(task_id, type_, body)
-        self.hub.published(task_id)
-        return event
+    def emit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> None:
+        """Append an event (written within moments, in order) and wake its readers."""
+        self.events.submit(task_id, type_, body)
 
     def complete(self, task_id: str, status: TaskStatus, body: dict[str, Any]) -> TaskEvent:
-        """Finish a task and wake its readers."""
+        """Finish a task, after its log events, and wake its readers."""
+        self.events.flush()
         event = self.store.complete_task(task_id, status, body)
         self.hub.published(task_id)
         return event
 
     def cancel(self, task_id: str) -> None:
         """Record a cancel, stop the running step if it runs here, wake readers."""
+        self.events.flush()  # the cancel names the step that logged last
         self.store.cancel_task(task_id)
         self.hub.cancelled(task_id)
         self.hub.published(task_id)

@@ -58,6 +58,9 @@ class SqlTaskStore:
             "INSERT INTO task_events (task_id, body, event_type, created_at) "
             "VALUES (?, ?, ?, ?) RETURNING id"
         )
+        self._sql_insert_plain = sql(
+            "INSERT INTO task_events (task_id, body, event_type, created_at) VALUES (?, ?, ?, ?)"
+        )
         self._sql_events = sql(
             f"SELECT {_EVENT_COLUMNS} FROM task_events WHERE task_id = ? ORDER BY id"
         )
@@ -309,6 +312,17 @@ class SqlTaskStore:
         """Append one event."""
         with self._db.cursor(write=True, single=True) as cur:
             return self._insert_event(cur, task_id, type_, body)
+
+    def emit_many(self, events: Sequence[tuple[str, EventType, dict[str, Any]]]) -> None:
+        """Append several events, in order, in one transaction."""
+        if not events:
+            return
+        now = self._db.to_db(utcnow())
+        with self._db.cursor(write=True) as cur:
+            cur.executemany(
+                self._sql_insert_plain,
+                [(task_id, dumps(body), type_.value, now) for task_id, type_, body in events],
+            )
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
