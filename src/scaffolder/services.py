@@ -13,6 +13,8 @@ from scaffolder.actions.registry import ActionRegistry, load_plugin_actions
 from scaffolder.catalog.ingestion import ingest_locations
 from scaffolder.catalog.store import SqlCatalogStore
 from scaffolder.db.engine import create_engine, upgrade
+from scaffolder.integrations.cookiecutter import CookiecutterPool
+from scaffolder.integrations.git import local_git_roots
 from scaffolder.settings import Settings
 from scaffolder.tasks.broker import TaskBroker
 from scaffolder.tasks.runner import WorkflowRunner
@@ -39,12 +41,15 @@ class Services:
     runner: WorkflowRunner
     scaffolder: ScaffolderService
     worker: TaskWorker | None = None
+    cookiecutter_pool: CookiecutterPool | None = None
     ready: bool = False
 
     def close(self) -> None:
-        """Stop the workers and release the database."""
+        """Stop the workers and the cookiecutter pool, and release the database."""
         if self.worker is not None:
             self.worker.stop()
+        if self.cookiecutter_pool is not None:
+            self.cookiecutter_pool.close()
         self.engine.dispose()
 
 
@@ -57,7 +62,18 @@ def build_services(
         upgrade(engine)
     catalog = SqlCatalogStore(engine)
     templater = Templater(scm_hosts=settings.scm_hosts)
-    registry = ActionRegistry(create_builtin_actions(templater=templater))
+    # Started on the first fetch:cookiecutter step, so a server that never renders one (and
+    # its idle memory) does not carry a cookiecutter process.
+    cookiecutter_pool = CookiecutterPool()
+    registry = ActionRegistry(
+        create_builtin_actions(
+            templater=templater,
+            cookiecutter_pool=cookiecutter_pool,
+            trusted_templates=settings.trusted_templates,
+            git_hosts=tuple(settings.scm_hosts),
+            git_file_roots=local_git_roots(settings.raw),
+        )
+    )
     for action in load_plugin_actions():
         registry.register(action)
     runner = WorkflowRunner(
@@ -76,6 +92,7 @@ def build_services(
         registry=registry,
         templater=templater,
         runner=runner,
+        cookiecutter_pool=cookiecutter_pool,
         scaffolder=ScaffolderService(
             broker=broker,
             catalog=catalog,

@@ -80,6 +80,7 @@ class Settings:
     default_environment_parameters: Mapping[str, Any] = field(default_factory=dict)
     default_environment_secrets: Mapping[str, str] = field(default_factory=dict)
     scm_hosts: Mapping[str, str] = field(default_factory=lambda: {"github.com": "github"})
+    trusted_templates: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -154,6 +155,7 @@ class Settings:
                 str(k): str(v) for k, v in _section(environment, "secrets").items()
             },
             scm_hosts=hosts,
+            trusted_templates=_trusted_templates(scaffolder.get("trustedTemplates")),
             raw=config,
         )
 
@@ -198,6 +200,28 @@ def _section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InputError(f"Config key '{key}' must be a mapping")
     return value
+
+
+def _trusted_templates(value: Any) -> tuple[str, ...]:
+    """``scaffolder.trustedTemplates``: path or URL prefixes and globs, paths made absolute.
+
+    Templates from these sources may run cookiecutter hooks and extensions (the bundled
+    ``cookiecutters/`` always may).
+    """
+    if value is None:
+        return ()
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise InputError("scaffolder.trustedTemplates must be a list of paths, URLs or globs")
+    trusted = []
+    for entry in (e.strip() for e in entries):
+        if not entry:
+            continue
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", entry):
+            trusted.append(entry)
+        else:
+            trusted.append(os.path.abspath(os.path.expanduser(entry)))
+    return tuple(trusted)
 
 
 def _int(value: Any, key: str) -> int:

@@ -5,10 +5,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
 from scaffolder.actions.base import TemplateAction
 from scaffolder.actions.builtin.catalog_write import create_catalog_write_action
 from scaffolder.actions.builtin.debug_log import create_debug_log_action
 from scaffolder.actions.builtin.debug_wait import create_debug_wait_action
+from scaffolder.actions.builtin.fetch_cookiecutter import (
+    TrustedTemplates,
+    create_fetch_cookiecutter_action,
+)
 from scaffolder.actions.builtin.fetch_plain import create_fetch_plain_action
 from scaffolder.actions.builtin.fetch_plain_file import create_fetch_plain_file_action
 from scaffolder.actions.builtin.fetch_template import create_fetch_template_action
@@ -16,6 +23,7 @@ from scaffolder.actions.builtin.fetch_template_file import create_fetch_template
 from scaffolder.actions.builtin.fs_delete import create_fs_delete_action
 from scaffolder.actions.builtin.fs_readdir import create_fs_readdir_action
 from scaffolder.actions.builtin.fs_rename import create_fs_rename_action
+from scaffolder.integrations.cookiecutter import CookiecutterPool
 from scaffolder.tasks.templating import Templater
 
 __all__ = [
@@ -23,6 +31,7 @@ __all__ = [
     "create_catalog_write_action",
     "create_debug_log_action",
     "create_debug_wait_action",
+    "create_fetch_cookiecutter_action",
     "create_fetch_plain_action",
     "create_fetch_plain_file_action",
     "create_fetch_template_action",
@@ -33,13 +42,25 @@ __all__ = [
 ]
 
 
-def create_builtin_actions(*, templater: Templater) -> list[TemplateAction]:
+def create_builtin_actions(
+    *,
+    templater: Templater,
+    cookiecutter_pool: CookiecutterPool | None = None,
+    trusted_templates: Sequence[str] = (),
+    git_hosts: Collection[str] = ("github.com",),
+    git_file_roots: Sequence[Path] = (),
+) -> list[TemplateAction]:
     """The builtin actions this package implements.
 
     Args:
         templater: renders skeleton paths and contents for the ``fetch:template*`` actions.
+        cookiecutter_pool: renders for ``fetch:cookiecutter``; without one that action (which
+            upstream ships in a module of its own) is left out.
+        trusted_templates: ``scaffolder.trustedTemplates``, for ``fetch:cookiecutter``.
+        git_hosts: hosts ``fetch:cookiecutter`` may fetch ``https://`` git URLs from.
+        git_file_roots: local git hosts ``fetch:cookiecutter`` may fetch ``file://`` URLs from.
     """
-    return [
+    actions = [
         create_fetch_plain_action(),
         create_fetch_plain_file_action(),
         create_fetch_template_action(templater=templater),
@@ -51,3 +72,13 @@ def create_builtin_actions(*, templater: Templater) -> list[TemplateAction]:
         create_fs_rename_action(),
         create_fs_readdir_action(),
     ]
+    if cookiecutter_pool is not None:
+        actions.append(
+            create_fetch_cookiecutter_action(
+                pool=cookiecutter_pool,
+                trusted=TrustedTemplates.from_config(trusted_templates),
+                git_hosts=git_hosts,
+                git_file_roots=git_file_roots,
+            )
+        )
+    return actions
