@@ -203,4 +203,4 @@ def server_is_ours(conformance_base: str) -> bool:
     url = f"{conformance_base}/api/scaffolder/openapi.json"
     with urllib.request.urlopen(url, timeout=10) as response:  # loopback only, checked above
         info = json.loads(response.read()).get("info", {})
-    return bool(info.get("title") == "scaffolder")
+    return bool(str(info.get("x-implementation", "")).startswith("scaffolder"))

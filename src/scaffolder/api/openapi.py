@@ -52,6 +52,8 @@ def scaffolder_openapi() -> dict[str, Any]:
             "title": "scaffolder",
             "version": __version__,
             "description": "Backstage-compatible scaffolder API",
+            # Tells clients (and our conformance suite) which implementation answers.
+            "x-implementation": "scaffolder (Python)",
         },
         "servers": [{"url": "/"}],
         "components": {
