@@ -150,12 +150,14 @@ def test_path_must_stay_in_the_workspace_and_be_a_directory(run: Run) -> None:
     assert escaping.outputs == a_file.outputs == {}
 
 
-def test_schema_rejects_unknown_checks() -> None:
+def test_schema_rejects_unknown_checks_and_keys() -> None:
     schema = create_quality_lint_action().input_schema
     assert schema is not None
 
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(schema).validate({"checks": ["tflint"]})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate({"failOnFinding": False})
 
 
 def test_listed_in_the_actions_json() -> None:

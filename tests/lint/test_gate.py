@@ -322,3 +322,29 @@ def test_catalog_syntax_error_is_reported_at_its_line(tmp_path: Path) -> None:
 
     [finding] = report.findings
     assert (finding.code, finding.level, finding.line) == ("yaml-syntax", Level.ERROR, 4)
+
+
+def test_yamllint_default_flags_truthy_values_but_not_keys(tmp_path: Path) -> None:
+    (tmp_path / "settings.yml").write_text("on:\n  push: {}\nenabled: yes\nlegacy: off\n")
+
+    report = run_lint(tmp_path, LintOptions(checks=("yamllint",)))
+
+    assert [(f.line, f.code, f.level) for f in report.findings] == [
+        (3, "truthy", Level.WARNING),
+        (4, "truthy", Level.WARNING),
+    ]
+
+
+def test_cookiecutter_renders_in_the_jinja_sandbox(tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    (template / "{{cookiecutter.slug}}").mkdir(parents=True)
+    (template / "{{cookiecutter.slug}}" / "config.yaml").write_text(
+        "x: {{ ''.__class__.__mro__[1].__subclasses__() }}\n"
+    )
+    (template / "cookiecutter.json").write_text('{"slug": "svc"}')
+
+    report = run_lint(template, LintOptions(checks=("yamllint",)))
+
+    [finding] = report.findings
+    assert (finding.tool, finding.code) == ("cookiecutter", "render")
+    assert "SecurityError" in finding.message

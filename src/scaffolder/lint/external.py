@@ -103,28 +103,30 @@ def run_process(name: str, argv: Sequence[str], ctx: ToolContext) -> tuple[int, 
     """Run ``argv`` from the linted directory with a scrubbed environment and the timeout.
 
     Raises:
-        ToolFailure: the process did not finish within the timeout (it is killed).
+        ToolFailure: the process cannot start, or did not finish within the timeout (it is
+            killed then).
     """
     env = {key: os.environ[key] for key in _KEPT_ENV if key in os.environ}
-    child = subprocess.Popen(
-        list(argv),
-        cwd=ctx.root,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-    )
+    try:
+        child = subprocess.Popen(
+            list(argv),
+            cwd=ctx.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise ToolFailure("failed", f"cannot run {name}: {exc}") from exc
     if ctx.watcher is not None:
         ctx.watcher.attach(child)
     try:
         stdout, stderr = child.communicate(timeout=ctx.timeout)
     except subprocess.TimeoutExpired:
         _kill(child)
-        raise ToolFailure(
-            "timeout", f"{name} did not finish within {ctx.timeout:g} s (see --timeout)"
-        ) from None
+        raise ToolFailure("timeout", f"{name} did not finish within {ctx.timeout:g} s") from None
     finally:
         if ctx.watcher is not None:
             ctx.watcher.detach(child)

@@ -8,6 +8,8 @@ Rendering runs in a child Python process (``python -P -m scaffolder.lint.render 
 OUT``): cookiecutter changes the working directory while it renders, which threads of a server
 must never see, and the child can be killed at the timeout. Hooks never run, and the template
 directory is not put on ``sys.path``, so ``local_extensions`` cannot import code from it.
+Templates render in Jinja's sandbox with cookiecutter's own extensions only, since the
+action may render a template nobody reviewed.
 """
 
 from __future__ import annotations
@@ -57,12 +59,34 @@ def _template_dir_name(template: Path, project: Path) -> str:
     return (preferred or candidates or [project.name])[0]
 
 
+def _sandbox_cookiecutter() -> None:
+    # Only in the child: cookiecutter's own environment is a plain Jinja one, in which a
+    # template can reach Python internals (`''.__class__.__mro__`); swap in the sandbox, with
+    # cookiecutter's default extensions only (`_extensions` would import arbitrary modules).
+    import cookiecutter.generate  # type: ignore[import-untyped]
+    import cookiecutter.prompt  # type: ignore[import-untyped]
+    from cookiecutter.environment import ExtensionLoaderMixin  # type: ignore[import-untyped]
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    class SandboxedStrictEnvironment(ExtensionLoaderMixin, SandboxedEnvironment):  # type: ignore[misc]
+        def _read_extensions(self, context: dict[str, Any]) -> list[str]:
+            return []
+
+    def create_env(context: dict[str, Any]) -> SandboxedEnvironment:
+        env_vars = context.get("cookiecutter", {}).get("_jinja2_env_vars", {})
+        return SandboxedStrictEnvironment(
+            context=context, keep_trailing_newline=True, undefined=StrictUndefined, **env_vars
+        )
+
+    cookiecutter.generate.create_env_with_context = create_env
+    cookiecutter.prompt.create_env_with_context = create_env
+
+
 def _render(template: Path, output: Path) -> str:
-    from cookiecutter.generate import (  # type: ignore[import-untyped]
-        generate_context,
-        generate_files,
-    )
-    from cookiecutter.prompt import prompt_for_config  # type: ignore[import-untyped]
+    _sandbox_cookiecutter()
+    from cookiecutter.generate import generate_context, generate_files
+    from cookiecutter.prompt import prompt_for_config
 
     context: dict[str, Any] = generate_context(context_file=str(template / COOKIECUTTER_JSON))
     values = context["cookiecutter"]

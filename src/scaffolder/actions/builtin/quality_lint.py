@@ -33,6 +33,7 @@ _FINDING_SCHEMA: Mapping[str, Any] = {
 
 INPUT_SCHEMA: Mapping[str, Any] = {
     "type": "object",
+    "additionalProperties": False,
     "properties": {
         "path": {
             "title": "Path",
