@@ -36,6 +36,18 @@ class Settings:
         return f"{self.host}:{self.port}"
 
 
+def _number(
+    env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int]
+) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from ``PORT``, ``HOST``, ``MAX_WORKERS``, ``GRACE_SECONDS``, ``LOG_LEVEL``.
 
@@ -46,9 +58,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings()
     settings = Settings(
         host=env.get("HOST", defaults.host),
-        port=int(env.get("PORT", defaults.port)),
-        max_workers=int(env.get("MAX_WORKERS", defaults.max_workers)),
-        grace_seconds=float(env.get("GRACE_SECONDS", defaults.grace_seconds)),
+        port=int(_number(env, "PORT", defaults.port, int)),
+        max_workers=int(_number(env, "MAX_WORKERS", defaults.max_workers, int)),
+        grace_seconds=_number(env, "GRACE_SECONDS", defaults.grace_seconds, float),
         log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
     )
     if not 0 <= settings.port <= 65535:

@@ -19,3 +19,8 @@ def test_environment_overrides_defaults() -> None:
 def test_invalid_values_are_rejected(env: dict[str, str]) -> None:
     with pytest.raises(ValueError):
         load_settings(env)
+
+
+def test_errors_name_the_variable() -> None:
+    with pytest.raises(ValueError, match="PORT must be a number, got 'http'"):
+        load_settings({"PORT": "http"})

@@ -30,7 +30,9 @@ def test_unknown_service_is_not_found(channel: grpc.Channel) -> None:
     assert excinfo.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_graceful_shutdown_reports_not_serving(server: RunningServer, channel: grpc.Channel) -> None:
+def test_graceful_shutdown_reports_not_serving(
+    server: RunningServer, channel: grpc.Channel
+) -> None:
     server.health.enter_graceful_shutdown()
     assert check(channel, "") == NOT_SERVING
     assert check(channel, greeter.SERVICE_NAME) == NOT_SERVING

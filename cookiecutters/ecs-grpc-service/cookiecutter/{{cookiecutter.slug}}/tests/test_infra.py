@@ -90,12 +90,15 @@ def test_the_task_definition_file_matches_the_stack():
     assert [e["name"] for e in container["environment"]] == [
         e["Name"] for e in cfn_container["Environment"]
     ]
-    assert [s["name"] for s in container["secrets"]] == [s["Name"] for s in cfn_container["Secrets"]]
+    assert [s["name"] for s in container["secrets"]] == [
+        s["Name"] for s in cfn_container["Secrets"]
+    ]
     assert container["healthCheck"]["command"] == cfn_container["HealthCheck"]["Command"]
     assert container["stopTimeout"] == cfn_container["StopTimeout"]
     (mapping,) = container["portMappings"]
     (cfn_mapping,) = cfn_container["PortMappings"]
-    assert (mapping["name"], mapping["appProtocol"]) == (cfn_mapping["Name"], cfn_mapping["AppProtocol"])
+    assert mapping["name"] == cfn_mapping["Name"]
+    assert mapping["appProtocol"] == cfn_mapping["AppProtocol"]
     assert mapping["containerPort"] == stack["Parameters"]["ContainerPort"]["Default"]
 
 

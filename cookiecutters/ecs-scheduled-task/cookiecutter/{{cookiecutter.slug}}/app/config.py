@@ -40,7 +40,10 @@ class Settings:
 
 
 def _parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"SCHEDULED_TIME must be an ISO 8601 time, got {value!r}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"SCHEDULED_TIME must include a UTC offset, got {value!r}")
     return parsed.astimezone(UTC)
@@ -53,6 +56,18 @@ def _parse_bool(name: str, value: str) -> bool:
     if lowered in {"", "0", "false", "no"}:
         return False
     raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int]
+) -> float:
+    raw = env.get(name) or None
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
 def load_settings(
@@ -72,9 +87,9 @@ def load_settings(
     settings = Settings(
         scheduled_time=_parse_time(raw_time) if raw_time else (now or datetime.now(UTC)),
         execution_id=env.get("EXECUTION_ID") or "manual",
-        attempt=int(env.get("ATTEMPT_NUMBER") or 1),
+        attempt=int(_number(env, "ATTEMPT_NUMBER", 1, int)),
         dry_run=_parse_bool("DRY_RUN", env.get("DRY_RUN", "")),
-        timeout_seconds=float(env.get("JOB_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)),
+        timeout_seconds=_number(env, "JOB_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, float),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
     )
     if settings.attempt < 1:

@@ -37,6 +37,7 @@ def test_offsets_are_normalised_to_utc() -> None:
         {"SCHEDULED_TIME": "2026-03-02T03:00:00"},
         {"SCHEDULED_TIME": "not a time"},
         {"ATTEMPT_NUMBER": "0"},
+        {"ATTEMPT_NUMBER": "first"},
         {"DRY_RUN": "maybe"},
         {"JOB_TIMEOUT_SECONDS": "-1"},
         {"LOG_LEVEL": "LOUD"},
@@ -44,4 +45,16 @@ def test_offsets_are_normalised_to_utc() -> None:
 )
 def test_invalid_values_are_rejected(env: dict[str, str]) -> None:
     with pytest.raises(ValueError):
+        load_settings(env, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SCHEDULED_TIME": "yesterday"}, "SCHEDULED_TIME must be an ISO 8601 time"),
+        ({"JOB_TIMEOUT_SECONDS": "1h"}, "JOB_TIMEOUT_SECONDS must be a number"),
+    ],
+)
+def test_errors_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         load_settings(env, now=NOW)

@@ -90,7 +90,9 @@ def test_the_task_definition_file_matches_the_stack():
     assert [e["name"] for e in container["environment"]] == [
         e["Name"] for e in cfn_container["Environment"]
     ]
-    assert [s["name"] for s in container["secrets"]] == [s["Name"] for s in cfn_container["Secrets"]]
+    assert [s["name"] for s in container["secrets"]] == [
+        s["Name"] for s in cfn_container["Secrets"]
+    ]
     assert container["stopTimeout"] == cfn_container["StopTimeout"]
     assert "portMappings" not in container
 
@@ -116,7 +118,8 @@ def test_the_scheduler_role_can_only_run_this_job():
     stack = json.loads(run(INFRA / "merge_overrides.py", INFRA / "service.yaml").stdout)
     (policy,) = stack["Resources"]["SchedulerRole"]["Properties"]["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
-    assert sorted(s["Action"] for s in statements) == ["ecs:RunTask", "iam:PassRole", "sqs:SendMessage"]
+    actions = sorted(s["Action"] for s in statements)
+    assert actions == ["ecs:RunTask", "iam:PassRole", "sqs:SendMessage"]
     assert all(s["Resource"] != "*" for s in statements)
     run_task = next(s for s in statements if s["Action"] == "ecs:RunTask")
     assert run_task["Resource"]["Fn::Sub"].endswith(":task-definition/${ServiceName}:*")

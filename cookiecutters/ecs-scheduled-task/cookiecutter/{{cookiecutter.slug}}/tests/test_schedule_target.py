@@ -11,7 +11,8 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "infra" / "schedule_target.py"
 _spec = importlib.util.spec_from_file_location("schedule_target", SCRIPT)
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 schedule_target = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(schedule_target)
 
@@ -121,7 +122,9 @@ def test_cli_prints_the_update_input(tmp_path: Path) -> None:
     path.write_text(json.dumps(get_schedule()), encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "update", str(path), NEW],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(result.stdout)["Target"]["EcsParameters"]["TaskDefinitionArn"] == NEW
 
