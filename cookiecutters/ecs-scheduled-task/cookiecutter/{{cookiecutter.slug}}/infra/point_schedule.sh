@@ -33,8 +33,15 @@ python "$root/infra/schedule_target.py" run-task "$build/schedule.json" \
   "${RUN_ID:-deploy-$(date -u +%Y%m%dT%H%M%SZ)}" > "$build/run-task.json"
 cluster="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["cluster"])' \
   "$build/run-task.json")"
-task="$(aws ecs run-task --cli-input-json "file://$build/run-task.json" \
-  --query 'tasks[0].taskArn' --output text)"
+aws ecs run-task --cli-input-json "file://$build/run-task.json" --output json \
+  > "$build/run-task-result.json"
+task="$(python -c 'import json,sys; t=json.load(open(sys.argv[1]))["tasks"]; print(t[0]["taskArn"] if t else "")' \
+  "$build/run-task-result.json")"
+if [[ -z "$task" ]]; then
+  echo "RunTask started nothing:" >&2
+  cat "$build/run-task-result.json" >&2
+  exit 1
+fi
 echo "started $task"
 
 # `aws ecs wait tasks-stopped` gives up after 10 minutes; jobs may run longer.
