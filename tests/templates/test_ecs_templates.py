@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -388,28 +389,52 @@ def test_workflows_keep_github_expressions_and_pin_actions(
 # --- (c) the quality gate, (d) the repository's own tests ---------------------------------
 
 
+@pytest.fixture(scope="module")
+def checked(rendered: Any) -> Any:
+    """``checked(template, case)``: (gate findings, pytest result) of the rendered repository.
+
+    The first call renders every case (cookiecutter changes the working directory, so one at
+    a time), then runs the gate and the generated tests of all cases at once: they are child
+    processes (cfn-lint dominates), and running them side by side halves the wall time.
+    """
+    results: dict[tuple[str, str], tuple[list[str], subprocess.CompletedProcess[str]]] = {}
+
+    def check(name: str, case: str) -> tuple[list[str], subprocess.CompletedProcess[str]]:
+        if not results:
+            roots = {(n, c): rendered(n, c) for n in TEMPLATES for c in CASES}
+            with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+                gates = {key: pool.submit(quality_gate, root) for key, root in roots.items()}
+                tests = {key: pool.submit(run_generated_tests, root) for key, root in roots.items()}
+                results.update({key: (gates[key].result(), tests[key].result()) for key in roots})
+        return results[name, case]
+
+    return check
+
+
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_quality_gate_is_clean(name: str, case: str, rendered: Any) -> None:
-    root: Path = rendered(name, case)
-    findings = quality_gate(root)
+def test_quality_gate_is_clean(name: str, case: str, checked: Any) -> None:
+    findings, _ = checked(name, case)
     assert not findings, f"{name}/{case}:\n" + "\n".join(findings)
 
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_generated_tests_pass(name: str, case: str, rendered: Any) -> None:
-    root: Path = rendered(name, case)
+def test_generated_tests_pass(name: str, case: str, checked: Any) -> None:
+    _, result = checked(name, case)
+    assert result.returncode == 0, f"{name}/{case}:\n{result.stdout}\n{result.stderr}"
+
+
+def run_generated_tests(root: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=root,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
-    assert result.returncode == 0, f"{name}/{case}:\n{result.stdout}\n{result.stderr}"
 
 
 def quality_gate(root: Path) -> list[str]:
