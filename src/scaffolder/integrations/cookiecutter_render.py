@@ -150,7 +150,7 @@ def run(job: Mapping[str, Any], log: Log) -> dict[str, Any]:
                     repo_dir = str(run_pre_prompt_hook(repo_dir))
                 except FailedHookException as exc:
                     raise RenderError(f"Hook pre_prompt failed: {_hook_reason(exc)}") from exc
-        raw = _load_context_file(repo_dir)
+        raw = _load_context_file(repo_dir, job["source"])
         if "template" in raw or "templates" in raw:
             raise RenderError(
                 f"{CONTEXT_FILE} of {job['source']} selects nested templates, which "
@@ -199,17 +199,17 @@ def run(job: Mapping[str, Any], log: Log) -> dict[str, Any]:
 # --- context --------------------------------------------------------------------------------
 
 
-def _load_context_file(repo_dir: str) -> dict[str, Any]:
+def _load_context_file(repo_dir: str, source: str) -> dict[str, Any]:
     path = os.path.join(repo_dir, CONTEXT_FILE)
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except json.JSONDecodeError as exc:
-        raise RenderError(f"Invalid {CONTEXT_FILE}: {exc}") from None
+        raise RenderError(f"Invalid {CONTEXT_FILE} in {source}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise RenderError(f"Cannot read {CONTEXT_FILE}: {exc}") from None
+        raise RenderError(f"Cannot read {CONTEXT_FILE} in {source}: {exc}") from None
     if not isinstance(data, dict):
-        raise RenderError(f"Invalid {CONTEXT_FILE}: it must hold a JSON object")
+        raise RenderError(f"Invalid {CONTEXT_FILE} in {source}: it must hold a JSON object")
     return data
 
 
