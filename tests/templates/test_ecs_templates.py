@@ -340,6 +340,9 @@ def test_renders_the_service_repository(name: str, case: str, rendered: Any) -> 
     if "container_port" in variables:
         assert "HEALTHCHECK" in dockerfile
 
+    for script in (root / "infra").glob("*.sh"):
+        assert os.access(script, os.X_OK), f"{name}/{case}: {script.name} is not executable"
+
     if case == "custom":
         assert catalog["metadata"]["description"] == HOSTILE_TEXT
         assert context["description"] == HOSTILE_TEXT

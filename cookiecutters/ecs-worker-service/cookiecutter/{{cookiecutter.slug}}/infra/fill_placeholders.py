@@ -38,7 +38,8 @@ def main(argv: list[str]) -> int:
         return 2
     raw = json.loads(Path(argv[0]).read_text(encoding="utf-8")) or []
     outputs = {item["OutputKey"]: item["OutputValue"] for item in raw}
-    Path(argv[2]).write_text(fill(Path(argv[1]).read_text(encoding="utf-8"), outputs), encoding="utf-8")
+    text = fill(Path(argv[1]).read_text(encoding="utf-8"), outputs)
+    Path(argv[2]).write_text(text, encoding="utf-8")
     return 0
 
 
