@@ -10,7 +10,7 @@ from flask import current_app
 
 from scaffolder.actions.builtin import create_builtin_actions
 from scaffolder.actions.registry import ActionRegistry, load_plugin_actions
-from scaffolder.catalog.ingestion import ingest_locations
+from scaffolder.catalog.service import CatalogConfig, CatalogService
 from scaffolder.catalog.store import SqlCatalogStore
 from scaffolder.db.engine import create_engine, upgrade
 from scaffolder.integrations.cookiecutter import CookiecutterPool
@@ -34,7 +34,7 @@ class Services:
 
     settings: Settings
     engine: sa.Engine
-    catalog: SqlCatalogStore
+    catalog: CatalogService
     broker: TaskBroker
     registry: ActionRegistry
     templater: Templater
@@ -46,6 +46,7 @@ class Services:
 
     def close(self) -> None:
         """Stop the workers and the cookiecutter pool, and release the database."""
+        self.catalog.close()
         if self.worker is not None:
             self.worker.stop()
         if self.cookiecutter_pool is not None:
@@ -60,7 +61,7 @@ def build_services(
     engine = create_engine(settings.database_url)
     if migrate:
         upgrade(engine)
-    catalog = SqlCatalogStore(engine)
+    catalog = CatalogService(SqlCatalogStore(engine), CatalogConfig.from_config(settings.raw))
     templater = Templater(scm_hosts=settings.scm_hosts)
     # Started on the first fetch:cookiecutter step, so a server that never renders one (and
     # its idle memory) does not carry a cookiecutter process.
@@ -101,8 +102,8 @@ def build_services(
             working_directory=settings.working_directory,
         ),
     )
-    count = ingest_locations(catalog, settings.catalog_locations)
-    log.info("catalog: %d entities from %d locations", count, len(settings.catalog_locations))
+    # Every location is read before the first request; the refresher then keeps them fresh.
+    catalog.start(background=with_worker)
     if with_worker and settings.concurrent_tasks_limit > 0:
         services.worker = TaskWorker(
             broker=broker,

@@ -1,82 +1,668 @@
-"""The catalog routes this service serves under ``/api/catalog`` (CONTRACT §8, a subset)."""
+"""The catalog routes under ``/api/catalog`` (CONTRACT §8), shaped as upstream answers.
+
+Entities are stored pre-serialized; lists are written by splicing those bytes into the
+response (upstream's ``writeEntitiesResponse``), so a page of 200 entities costs no JSON
+parsing unless ``fields`` asks for a projection. Requests are checked as upstream's OpenAPI
+validator checks them (unknown query parameters, empty values, body types), with its words.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 from flask import Blueprint, Response, request
 
-from scaffolder.api.errors import json_response
+from scaffolder.api.errors import json_response, json_syntax_message
 from scaffolder.api.request import check_query
-from scaffolder.catalog.store import Filter
+from scaffolder.catalog import ajv
+from scaffolder.catalog.errors import EntityError
+from scaffolder.catalog.model import RefError, parse_location_ref, stringify_ref
+from scaffolder.catalog.query import (
+    Predicate,
+    Projection,
+    decode_json_base64,
+    encode_cursor,
+    parse_fields,
+    parse_filter_params,
+    parse_query,
+)
+from scaffolder.catalog.service import CatalogService
+from scaffolder.catalog.stitching import to_json
+from scaffolder.catalog.validation import check_envelope
 from scaffolder.errors import InputError, NotFoundError
 from scaffolder.services import get_services
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/catalog")
 
+_JSON = "application/json; charset=utf-8"
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_OBJECT = {"type": "object"}
+_TRUTHY = {"y", "yes", "true", "t", "1", "on"}
 
-def parse_filters(raw_filters: list[str]) -> list[Filter]:
-    """``filter=kind=template,spec.type=service`` (same key ORed; separate filters ORed)."""
-    filters: list[Filter] = []
-    for raw in raw_filters:
-        condition: dict[str, list[str | None]] = {}
-        for statement in raw.split(","):
-            key, sep, value = statement.partition("=")
-            key = key.strip()
-            if not key:
-                raise InputError(
-                    f"Invalid filter, '{statement}' is not a valid statement (expected a string "
-                    "on the form a=b or a= or a)"
-                )
-            condition.setdefault(key, []).append(value.strip() if sep else None)
-        filters.append(condition)
-    return filters
+
+def _catalog() -> CatalogService:
+    catalog: CatalogService = get_services().catalog
+    return catalog
+
+
+# --- request helpers -----------------------------------------------------------------------
+
+
+def _query(allowed: Sequence[str], *, required: Sequence[str] = ()) -> None:
+    """Unknown parameters, empty values and missing required ones, as the validator says."""
+    check_query(allowed)
+    for key in allowed:
+        if any(v == "" for v in request.args.getlist(key)):
+            raise InputError(f"Empty value found for query parameter '{key}'")
+    for key in required:
+        if key not in request.args:
+            raise InputError(f"request/query must have required property '{key}'")
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"request/query/{name} must be integer") from None
+    if value < 0:
+        raise InputError(f"request/query/{name} must be >= 0")
+    return value
+
+
+def _enum_arg(name: str, allowed: Sequence[str]) -> str | None:
+    raw = request.args.get(name)
+    if raw is not None and raw not in allowed:
+        raise InputError(
+            f"request/query/{name} must be equal to one of the allowed values: {', '.join(allowed)}"
+        )
+    return raw
+
+
+def _body(schema: dict[str, Any], *, required: bool) -> Any:
+    """The JSON body, checked against ``schema`` (first error, validator wording)."""
+    raw = request.get_data(cache=True)
+    if not request.content_type:
+        if required:
+            raise InputError("unsupported media type undefined")
+        return None
+    if request.mimetype != "application/json":
+        raise InputError(f"unsupported media type {request.mimetype}")
+    text = raw.decode("utf-8", errors="replace")
+    if not text.strip():
+        body: Any = {}
+    else:
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(json_syntax_message(exc, text)) from None
+    errors = ajv.validate(schema, body)
+    if errors:
+        first = errors[0]
+        message = first.message
+        if first.keyword == "enum":
+            allowed = ", ".join(str(v) for v in first.params["allowedValues"])
+            message = f"{message}: {allowed}"
+        raise InputError(f"request/body{first.instance_path} {message}")
+    return body
+
+
+def _fields(extra: Sequence[str] = ()) -> Projection | None:
+    return parse_fields(request.args.getlist("fields"), extra)
+
+
+def _filter() -> Predicate | None:
+    return parse_filter_params(request.args.getlist("filter"))
+
+
+# --- response helpers ----------------------------------------------------------------------
+
+
+def _project(items: Sequence[str | None], projection: Projection | None) -> list[str]:
+    if projection is None:
+        return ["null" if text is None else text for text in items]
+    return ["null" if text is None else to_json(projection(json.loads(text))) for text in items]
+
+
+def _raw(text: str, status: int = 200) -> Response:
+    return Response(text, status=status, content_type=_JSON)
+
+
+def _wrapped(items: list[str], meta: dict[str, Any] | None = None) -> Response:
+    tail = to_json(meta)[1:] if meta else "}"
+    joiner = "," if meta else ""
+    return _raw('{"items":[' + ",".join(items) + "]" + joiner + tail)
+
+
+def _page_info(next_cursor: Any, prev_cursor: Any) -> dict[str, str]:
+    info: dict[str, str] = {}
+    if next_cursor:
+        info["nextCursor"] = encode_cursor(next_cursor)
+    if prev_cursor:
+        info["prevCursor"] = encode_cursor(prev_cursor)
+    return info
+
+
+def _decode_cursor(raw: str) -> dict[str, Any]:
+    try:
+        cursor = decode_json_base64(raw)
+    except ValueError as exc:
+        raise InputError(f"Malformed cursor: SyntaxError: {exc}") from None
+    if (
+        not isinstance(cursor, dict)
+        or not isinstance(cursor.get("orderFields"), list)
+        or not isinstance(cursor.get("orderFieldValues"), list)
+        or not isinstance(cursor.get("isPrevious"), bool)
+    ):
+        raise InputError("Malformed cursor: ZodError: the cursor is not a catalog cursor")
+    order = (
+        "orderFields",
+        "fullTextFilter",
+        "orderFieldValues",
+        "filter",
+        "isPrevious",
+        "query",
+        "firstSortFieldValues",
+        "totalItems",
+    )  # zod's output order
+    if cursor.get("query") is not None:
+        cursor["query"] = parse_query(cursor["query"], "Malformed cursor: ")
+    return {k: cursor[k] for k in order if k in cursor}
+
+
+# --- entities ------------------------------------------------------------------------------
 
 
 @bp.get("/entities")
 def list_entities() -> Response:
-    check_query(("filter", "fields", "order", "offset", "limit", "after"))
-    entities = get_services().catalog.list_entities(parse_filters(request.args.getlist("filter")))
-    fields = [f for raw in request.args.getlist("fields") for f in raw.split(",") if f]
-    if fields:
-        entities = [_project(e, fields) for e in entities]
-    return json_response(entities)
+    _query(("filter", "fields", "order", "offset", "limit", "after"))
+    predicate = _filter()
+    projection = _fields()
+    order = []
+    for item in request.args.getlist("order"):
+        direction, sep, field = item.partition(":")
+        if not sep or direction not in ("asc", "desc") or not field:
+            raise InputError(
+                f'Invalid order parameter "{item}", expected "<asc or desc>:<field name>"'
+            )
+        order.append((direction, field))
+    limit, offset = _int_arg("limit"), _int_arg("offset")
+    after = request.args.get("after")
+    if limit is None and offset is None and after is None:
+        batches = _catalog().store.iter_all(
+            predicate=predicate,
+            order_fields=[{"field": f, "order": d} for d, f in order],
+        )
+        return Response(_stream(batches, projection), content_type=_JSON)
+    if limit is not None and limit <= 0:
+        raise InputError("Invalid limit, must be greater than zero")
+    if after is not None:
+        try:
+            cursor = decode_json_base64(after)
+        except ValueError:
+            raise InputError("Malformed after cursor, could not be parsed") from None
+        if isinstance(cursor, dict):
+            if "limit" in cursor:
+                if not isinstance(cursor["limit"], int) or isinstance(cursor["limit"], bool):
+                    raise InputError("Malformed after cursor, limit was not an number")
+                limit = cursor["limit"]
+            if "offset" in cursor:
+                if not isinstance(cursor["offset"], int) or isinstance(cursor["offset"], bool):
+                    raise InputError("Malformed after cursor, offset was not a number")
+                offset = cursor["offset"]
+    items, more = _catalog().store.list_page(
+        predicate=predicate, order=order, limit=limit, offset=offset
+    )
+    response = _raw("[" + ",".join(_project(items, projection)) + "]")
+    if more and limit is not None:
+        following = encode_cursor({"limit": limit, "offset": (offset or 0) + limit})
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "after")]
+        kept.append(("after", following))
+        from urllib.parse import urlencode
+
+        response.headers["link"] = f'</entities?{urlencode(kept)}>; rel="next"'
+    return response
+
+
+def _stream(batches: Iterator[list[str]], projection: Projection | None) -> Iterator[str]:
+    first = True
+    for batch in batches:
+        chunk = ",".join(_project(batch, projection))
+        yield ("[" if first else ",") + chunk
+        first = False
+    yield "[]" if first else "]"
+
+
+def _query_page(
+    *,
+    limit: int | None,
+    offset: int | None,
+    initial: dict[str, Any] | None,
+    cursor: dict[str, Any] | None,
+    projection: Projection | None,
+) -> Response:
+    page = _catalog().store.query_entities(
+        limit=200 if limit is None else limit, offset=offset, initial=initial, cursor=cursor
+    )
+    meta = {
+        "totalItems": page.total_items,
+        "pageInfo": _page_info(page.next_cursor, page.prev_cursor),
+    }
+    return _wrapped(_project(page.items, projection), meta)
+
+
+@bp.get("/entities/by-query")
+def query_entities_get() -> Response:
+    _query(
+        (
+            "fields",
+            "limit",
+            "offset",
+            "orderField",
+            "cursor",
+            "filter",
+            "totalItems",
+            "fullTextFilterTerm",
+            "fullTextFilterFields",
+        )
+    )
+    limit, offset = _int_arg("limit"), _int_arg("offset")
+    mode = _enum_arg("totalItems", ("include", "exclude"))
+    projection = _fields()
+    if request.args.get("cursor"):
+        cursor = _decode_cursor(request.args["cursor"])
+        return _query_page(
+            limit=limit, offset=offset, initial=None, cursor=cursor, projection=projection
+        )
+    order_fields = []
+    for item in request.args.getlist("orderField"):
+        field, _, direction = item.partition(",")
+        if direction and direction not in ("asc", "desc"):
+            raise InputError("Invalid order field order, must be asc or desc")
+        order_fields.append({"field": field, **({"order": direction} if direction else {})})
+    text: dict[str, Any] = {"term": request.args.get("fullTextFilterTerm") or ""}
+    text_fields = [
+        f for raw in request.args.getlist("fullTextFilterFields") for f in raw.split(",")
+    ]
+    if text_fields:
+        text["fields"] = text_fields
+    initial = {
+        "query": _filter(),
+        "orderFields": order_fields,
+        "fullTextFilter": text,
+        "totalItemsMode": mode or "include",
+    }
+    return _query_page(
+        limit=limit, offset=offset, initial=initial, cursor=None, projection=projection
+    )
+
+
+_BY_QUERY_BODY = {
+    "type": "object",
+    "properties": {
+        "cursor": {"type": "string"},
+        "limit": {"type": "number"},
+        "offset": {"type": "number"},
+        "orderBy": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "order"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "order": {"type": "string", "enum": ["asc", "desc"]},
+                },
+            },
+        },
+        "fullTextFilter": {
+            "type": "object",
+            "properties": {"term": {"type": "string"}, "fields": _STRINGS},
+        },
+        "fields": _STRINGS,
+        "totalItems": {"type": "string", "enum": ["include", "exclude"]},
+        "query": _OBJECT,
+    },
+}
+
+
+@bp.post("/entities/by-query")
+def query_entities_post() -> Response:
+    _query(())
+    body = _body(_BY_QUERY_BODY, required=False) or {}
+    fields = body.get("fields") or []
+    projection = parse_fields((), fields) if fields else None
+    limit = _whole(body.get("limit"))
+    if "cursor" in body:
+        if not body["cursor"]:
+            raise InputError("Cursor cannot be empty")
+        cursor = _decode_cursor(body["cursor"])
+        return _query_page(
+            limit=limit, offset=None, initial=None, cursor=cursor, projection=projection
+        )
+    predicate = parse_query(body["query"]) if "query" in body else None
+    text = body.get("fullTextFilter")
+    initial: dict[str, Any] = {
+        "query": predicate,
+        "orderFields": [
+            {"field": o["field"], "order": o["order"]} for o in body.get("orderBy") or []
+        ],
+        "fullTextFilter": (
+            {
+                "term": text.get("term") or "",
+                **({"fields": text["fields"]} if "fields" in text else {}),
+            }
+            if isinstance(text, dict)
+            else None
+        ),
+        "totalItemsMode": body.get("totalItems") or "include",
+    }
+    return _query_page(
+        limit=limit,
+        offset=_whole(body.get("offset")),
+        initial=initial,
+        cursor=None,
+        projection=projection,
+    )
+
+
+def _whole(value: Any) -> int | None:
+    if value is None:
+        return None
+    return max(int(value), 0)
+
+
+@bp.get("/entities/by-uid/<uid>")
+def entity_by_uid(uid: str) -> Response:
+    _query(())
+    text = _catalog().store.entity_json_by_uid(uid)
+    if text is None:
+        raise NotFoundError(f"No entity with uid {uid}")
+    return _raw(text)
+
+
+@bp.delete("/entities/by-uid/<uid>")
+def delete_entity_by_uid(uid: str) -> Response:
+    _query(())
+    _catalog().delete_entity(uid)
+    return Response(b"", status=204)
 
 
 @bp.get("/entities/by-name/<kind>/<namespace>/<name>")
 def entity_by_name(kind: str, namespace: str, name: str) -> Response:
-    check_query(())
-    entity = get_services().catalog.get_entity(f"{kind}:{namespace}/{name}")
-    if entity is None:
+    _query(())
+    text = _catalog().store.entity_json(stringify_ref(kind, namespace, name))
+    if text is None:
         raise NotFoundError(
             f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         )
-    return json_response(entity)
+    return _raw(text)
 
 
-def _project(entity: dict[str, object], fields: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for field in fields:
-        if "[" in field:
-            raise InputError(f'Invalid field "{field}", array type fields are not supported')
-        node: object = entity
-        target = out
-        parts = field.split(".")
-        # A key may itself contain dots (metadata.annotations.backstage.io/view-url).
-        i = 0
-        path: list[str] = []
-        while i < len(parts) and isinstance(node, dict):
-            for j in range(len(parts), i, -1):
-                key = ".".join(parts[i:j])
-                if key in node:
-                    node = node[key]
-                    path.append(key)
-                    i = j
-                    break
-            else:
-                node = None
-                break
-        if node is None or i < len(parts):
-            continue
-        for key in path[:-1]:
-            target = target.setdefault(key, {})  # type: ignore[assignment]
-        target[path[-1]] = node
-    return out
+@bp.get("/entities/by-name/<kind>/<namespace>/<name>/ancestry")
+def entity_ancestry(kind: str, namespace: str, name: str) -> Response:
+    _query(())
+    return json_response(_catalog().ancestry(kind, namespace, name))
+
+
+_BY_REFS_BODY = {
+    "type": "object",
+    "required": ["entityRefs"],
+    "properties": {"entityRefs": _STRINGS, "fields": _STRINGS, "query": _OBJECT},
+}
+
+
+@bp.post("/entities/by-refs")
+def entities_by_refs() -> Response:
+    _query(("filter",))
+    body = _body(_BY_REFS_BODY, required=False)
+    if not isinstance(body, dict) or not isinstance(body.get("entityRefs"), list):
+        raise InputError(
+            "Malformed request body (did you remember to specify an application/json content "
+            'type?), Validation error: Required at "entityRefs"'
+        )
+    query = None
+    if "query" in body:
+        query = parse_query(
+            body["query"],
+            "Malformed request body (did you remember to specify an application/json "
+            "content type?), ",
+        )
+    from_params = _filter()
+    combined = {"$all": [from_params, query]} if from_params and query else from_params or query
+    projection = parse_fields((), body.get("fields") or [])
+    items = _catalog().store.entities_by_refs(body["entityRefs"], combined)
+    return _wrapped(_project(items, projection))
+
+
+@bp.get("/entity-facets")
+def entity_facets_get() -> Response:
+    _query(("facet", "filter"), required=("facet",))
+    facets = [f for f in request.args.getlist("facet") if f]
+    if not facets:
+        raise InputError("Missing facet parameter")
+    return json_response({"facets": _catalog().store.facets(facets, _filter())})
+
+
+_FACETS_BODY = {
+    "type": "object",
+    "required": ["facets"],
+    "properties": {"facets": _STRINGS, "query": _OBJECT},
+}
+
+
+@bp.post("/entity-facets")
+def entity_facets_post() -> Response:
+    _query(())
+    body = _body(_FACETS_BODY, required=True)
+    facets = [f for f in body["facets"] if f]
+    if not facets:
+        raise InputError("Missing or empty facets parameter")
+    predicate = parse_query(body["query"]) if "query" in body else None
+    return json_response({"facets": _catalog().store.facets(facets, predicate)})
+
+
+_REFRESH_BODY = {
+    "type": "object",
+    "required": ["entityRef"],
+    "additionalProperties": False,
+    "properties": {"authorizationToken": {"type": "string"}, "entityRef": {"type": "string"}},
+}
+
+
+@bp.post("/refresh")
+def refresh() -> Response:
+    _query(())
+    body = _body(_REFRESH_BODY, required=True)
+    _catalog().refresh_entity(body["entityRef"])
+    return Response(b"", status=200)
+
+
+# --- locations -----------------------------------------------------------------------------
+
+_LOCATION_BODY = {
+    "type": "object",
+    "required": ["target", "type"],
+    "properties": {"target": {"type": "string"}, "type": {"type": "string"}},
+}
+_LOCATION_INPUT = {
+    "type": "object",
+    "required": ["type", "target"],
+    "additionalProperties": False,
+    "properties": {"type": {"type": "string"}, "target": {"type": "string"}},
+}
+
+
+def _location_input(body: dict[str, Any]) -> tuple[str, str, str | None]:
+    """The zod ``locationInput`` check (strict; ``presence`` optional)."""
+    extra = [k for k in body if k not in ("type", "target", "presence")]
+    if extra:
+        issue = {
+            "code": "unrecognized_keys",
+            "keys": extra,
+            "path": [],
+            "message": "Unrecognized key(s) in object: " + ", ".join(f"'{k}'" for k in extra),
+        }
+        raise InputError(f"Malformed request: {json.dumps([issue], indent=2)}")
+    presence = body.get("presence")
+    if "presence" in body and presence not in ("required", "optional"):
+        branches: list[dict[str, Any]] = [
+            {
+                "issues": [
+                    {
+                        "received": presence,
+                        "code": "invalid_literal",
+                        "expected": literal,
+                        "path": ["presence"],
+                        "message": f'Invalid literal value, expected "{literal}"',
+                    }
+                ],
+                "name": "ZodError",
+            }
+            for literal in ("required", "optional")
+        ]
+        union: dict[str, Any] = {
+            "code": "invalid_union",
+            "unionErrors": branches,
+            "path": ["presence"],
+            "message": "Invalid input",
+        }
+        raise InputError(f"Malformed request: {json.dumps([union], indent=2)}")
+    return str(body["type"]), str(body["target"]), presence
+
+
+@bp.post("/locations")
+def create_location() -> Response:
+    _query(("dryRun", "onConflict"))
+    on_conflict = _enum_arg("onConflict", ("refresh", "reject"))
+    body = _body(_LOCATION_BODY, required=True)
+    kind, target, presence = _location_input(body)
+    dry_run = (request.args.get("dryRun") or "").strip().lower() in _TRUTHY
+    catalog = _catalog()
+    if dry_run:
+        result = catalog.dry_run(kind, target, presence)
+        return json_response(
+            {"exists": result.exists, "location": result.location, "entities": result.entities},
+            201,
+        )
+    location = catalog.create_location(kind, target, on_conflict=on_conflict or "reject")
+    return json_response({"location": location.to_json(), "entities": []}, 201)
+
+
+@bp.get("/locations")
+def list_locations() -> Response:
+    _query(())
+    return json_response([{"data": loc.to_json()} for loc in _catalog().store.locations()])
+
+
+_LOCATIONS_QUERY_BODY = {
+    "type": "object",
+    "properties": {"cursor": {"type": "string"}, "limit": {"type": "number"}, "query": _OBJECT},
+}
+
+
+@bp.post("/locations/by-query")
+def query_locations() -> Response:
+    _query(())
+    body = _body(_LOCATIONS_QUERY_BODY, required=False) or {}
+    after_id: str | None = None
+    if "cursor" in body:
+        if not body["cursor"]:
+            raise InputError("Cursor cannot be empty")
+        try:
+            cursor = decode_json_base64(body["cursor"])
+        except ValueError:
+            raise InputError("Malformed cursor, unknown encoding") from None
+        if (
+            not isinstance(cursor, dict)
+            or not isinstance(cursor.get("limit"), int)
+            or cursor["limit"] < 1
+        ):
+            raise InputError("Malformed cursor: Validation error: Invalid cursor")
+        limit, after_id, query = cursor["limit"], cursor.get("afterId"), cursor.get("query")
+    else:
+        limit = body.get("limit", 1000)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise InputError("Limit must be a positive integer >= 1")
+        query = parse_query(body["query"]) if "query" in body else None
+    items, total = _catalog().store.query_locations(query, after_id=after_id, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    page: dict[str, Any] = {}
+    if more:
+        cursor_body: dict[str, Any] = {"limit": limit, "afterId": items[-1].id}
+        if query is not None:
+            cursor_body["query"] = query
+        page["nextCursor"] = encode_cursor(cursor_body)
+    return json_response(
+        {
+            "items": [
+                {"id": i.id, "target": i.target, "type": i.type, "entityRef": i.entity_ref}
+                for i in items
+            ],
+            "totalItems": total,
+            "pageInfo": page,
+        }
+    )
+
+
+@bp.get("/locations/<location_id>")
+def get_location(location_id: str) -> Response:
+    _query(())
+    return json_response(_catalog().location(location_id).to_json())
+
+
+@bp.put("/locations/<location_id>")
+def update_location(location_id: str) -> Response:
+    _query(())
+    body = _body(_LOCATION_INPUT, required=True)
+    kind, target, _ = _location_input(body)
+    return json_response(_catalog().update_location(location_id, kind, target).to_json())
+
+
+@bp.delete("/locations/<location_id>")
+def delete_location(location_id: str) -> Response:
+    _query(())
+    _catalog().delete_location(location_id)
+    return Response(b"", status=204)
+
+
+@bp.get("/locations/by-entity/<kind>/<namespace>/<name>")
+def location_by_entity(kind: str, namespace: str, name: str) -> Response:
+    _query(())
+    return json_response(_catalog().location_by_entity(kind, namespace, name).to_json())
+
+
+# --- validation ----------------------------------------------------------------------------
+
+_VALIDATE_BODY = {
+    "type": "object",
+    "required": ["location", "entity"],
+    "properties": {"location": {"type": "string"}, "entity": {"type": "object"}},
+}
+
+
+@bp.post("/validate-entity")
+def validate_entity() -> Response:
+    _query(())
+    body = _body(_VALIDATE_BODY, required=True)
+    try:
+        check_envelope(body["entity"])
+        location = parse_location_ref(body["location"])
+        if location.type != "url":
+            raise EntityError(
+                name="TypeError",
+                message=f"Invalid location ref {body['location']}, only 'url:<target>' is "
+                "supported, e.g. url:https://host/path",
+            )
+    except EntityError as exc:
+        return json_response({"errors": [exc.to_json()]}, 400)
+    except RefError as exc:
+        return json_response({"errors": [{"name": "TypeError", "message": str(exc)}]}, 400)
+    errors = _catalog().validate_entity(body["entity"], body["location"])
+    if errors:
+        return json_response({"errors": [e.to_json() for e in errors]}, 400)
+    return Response(b"", status=200)

@@ -1,78 +1,43 @@
-"""Reading entities from ``catalog.locations`` (``file`` targets, globs allowed)."""
+"""Reading one catalog file outside the engine (the CLI and tests use it).
+
+The engine that ingests and refreshes locations is `scaffolder.catalog.service`; this reads a
+single local file the way a ``file`` location would, without storing anything.
+"""
 
 from __future__ import annotations
 
-import glob
-import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from scaffolder.catalog.store import SqlCatalogStore
+from scaffolder.catalog.model import ANNOTATION_LOCATION, ANNOTATION_ORIGIN_LOCATION, LocationSpec
+from scaffolder.catalog.parsing import parse_entity_yaml
 from scaffolder.catalog.validation import validate_entity
 from scaffolder.errors import InputError
-from scaffolder.settings import CatalogLocation
-
-log = logging.getLogger(__name__)
 
 
 def read_entities(path: Path) -> list[dict[str, Any]]:
-    """Parse a multi-document YAML file into entities annotated with their location.
+    """The entities of a multi-document YAML file, annotated with its location and validated.
 
     Raises:
-        InputError: when the file cannot be parsed or an entity is invalid.
+        InputError: when the file cannot be read or parsed, or an entity is invalid.
     """
-    key = f"file:{path}"
+    location = LocationSpec(type="file", target=str(Path(path).absolute()))
     try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"Failed to parse YAML at {key}, {exc}") from exc
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"file {location.target} could not be read, {exc}") from exc
     entities = []
-    for document in documents:
-        if document is None:
-            continue
-        if not isinstance(document, dict):
-            raise InputError(f"Expected object at root, got {type(document).__name__}")
-        metadata = document.setdefault("metadata", {})
+    for parsed in parse_entity_yaml(data, location):
+        if parsed.error is not None:
+            raise InputError(parsed.error.message)
+        assert parsed.entity is not None
+        entity = parsed.entity
+        metadata = entity.setdefault("metadata", {})
         if isinstance(metadata, dict):
             annotations = metadata.setdefault("annotations", {})
             if isinstance(annotations, dict):
-                annotations.setdefault("backstage.io/managed-by-location", key)
-                annotations.setdefault("backstage.io/managed-by-origin-location", key)
-        validate_entity(document)
-        entities.append(document)
+                annotations.setdefault(ANNOTATION_LOCATION, location.key)
+                annotations.setdefault(ANNOTATION_ORIGIN_LOCATION, location.key)
+        validate_entity(entity)
+        entities.append(entity)
     return entities
-
-
-def expand_file_target(target: str) -> list[Path]:
-    """The files a ``file`` location's target names (a path or a glob)."""
-    if glob.has_magic(target):
-        return sorted(Path(p).absolute() for p in glob.glob(target, recursive=True))
-    path = Path(target).absolute()
-    return [path] if path.is_file() else []
-
-
-def ingest_locations(store: SqlCatalogStore, locations: Iterable[CatalogLocation]) -> int:
-    """Read every configured location into the store; returns how many entities were read.
-
-    A file that fails to parse or validate is logged and left out; the others still load.
-    """
-    count = 0
-    for location in locations:
-        if location.type != "file":
-            log.warning("catalog location type %r is not supported yet; skipped", location.type)
-            continue
-        files = expand_file_target(location.target)
-        if not files:
-            log.warning("catalog location %s matched no file", location.target)
-        for path in files:
-            try:
-                entities = read_entities(path)
-            except InputError as exc:
-                log.error("catalog location file:%s: %s", path, exc.message)
-                continue
-            store.replace_location(f"file:{path}", entities)
-            count += len(entities)
-    return count

@@ -1,166 +1,682 @@
-"""The embedded catalog's entity store."""
+"""The embedded catalog's storage: entity reads, locations and refresh state (SQL).
+
+Reads are plain DB-API statements (`RawDatabase`): the served JSON of each entity is stored
+pre-serialized and comes back as text that the API splices into its responses, and filters
+are ``EXISTS`` lookups on the search index (`query.SqlFilter`). Writes of processed trees
+live in `sync.Syncer`.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from scaffolder.catalog.model import entity_ref_of
-from scaffolder.db.engine import write_connection
-from scaffolder.db.tables import catalog_entities
-from scaffolder.tasks.model import utcnow
+from scaffolder.catalog.query import Predicate, SqlFilter
+from scaffolder.catalog.sync import Syncer, chunks
+from scaffolder.db.raw import RawDatabase
+from scaffolder.errors import InputError
 
-#: One filter: each key maps to the values it may have (None = the key must exist).
+#: One legacy filter: each key maps to the values it may have (None = the key must exist).
 Filter = Mapping[str, Sequence[str | None]]
+
+SORT_ALIASES = ("asc", "desc")
+
+
+class CatalogStore(Protocol):
+    """What the scaffolder reads from a catalog (embedded or, later, remote)."""
+
+    def get_entity(self, ref: str) -> dict[str, Any] | None:
+        """The entity with this ref (case-insensitive), or None."""
+
+    def list_entities(self, filters: Sequence[Filter] = ()) -> list[dict[str, Any]]:
+        """Entities matching any of ``filters`` (all when there are none), by ref."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """A registered location (``catalog_locations``)."""
+
+    id: str
+    type: str
+    target: str
+    entity_ref: str
+
+    def to_json(self) -> dict[str, str]:
+        """The API's Location object."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "target": self.target,
+            "entityRef": self.entity_ref,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryPage:
+    """One page of ``queryEntities``: served JSON texts, total, and raw cursors."""
+
+    items: list[str]
+    total_items: int
+    next_cursor: dict[str, Any] | None
+    prev_cursor: dict[str, Any] | None
+
+
+def filters_to_predicate(filters: Sequence[Filter]) -> Predicate | None:
+    """Legacy ``[{key: [values]}]`` filters as a predicate."""
+    outer: list[Predicate] = []
+    for condition in filters:
+        parts: list[Predicate] = []
+        for key, values in condition.items():
+            wanted = [v for v in values if v is not None]
+            if not wanted:
+                parts.append({key: {"$exists": True}})
+            else:
+                parts.append({key: wanted[0]} if len(wanted) == 1 else {key: {"$in": wanted}})
+        outer.append(parts[0] if len(parts) == 1 else {"$all": parts})
+    if not outer:
+        return None
+    return outer[0] if len(outer) == 1 else {"$any": outer}
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" for _ in range(count))
 
 
 class SqlCatalogStore:
-    """Entities by ref, grouped by the location they were read from."""
+    """Entities, locations and refresh state in the service's database."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
+        self.engine = engine
+        self.db = RawDatabase(engine)
+        self.syncer = Syncer(self.db)
 
-    def replace_location(self, location_key: str, entities: Iterable[dict[str, Any]]) -> None:
-        """Make ``entities`` exactly what ``location_key`` holds (keeping known uids)."""
-        now = utcnow()
-        with write_connection(self._engine) as conn:
-            existing = {
-                row.entity_ref: row.uid
-                for row in conn.execute(
-                    sa.select(catalog_entities.c.entity_ref, catalog_entities.c.uid)
-                )
-            }
-            keep: list[str] = []
-            for entity in entities:
-                ref = entity_ref_of(entity)
-                key = str(ref)
-                uid = existing.get(key) or str(uuid.uuid4())
-                body = _stitch(entity, uid)
-                values = {
-                    "uid": uid,
-                    "kind": ref.kind.lower(),
-                    "namespace": ref.namespace.lower(),
-                    "name": ref.name,
-                    "etag": body["metadata"]["etag"],
-                    "location_key": location_key,
-                    "entity": json.dumps(body, separators=(",", ":")),
-                    "updated_at": now,
-                }
-                if key in existing:
-                    conn.execute(
-                        catalog_entities.update()
-                        .where(catalog_entities.c.entity_ref == key)
-                        .values(**values)
-                    )
-                else:
-                    conn.execute(catalog_entities.insert().values(entity_ref=key, **values))
-                keep.append(key)
-            conn.execute(
-                catalog_entities.delete().where(
-                    catalog_entities.c.location_key == location_key,
-                    catalog_entities.c.entity_ref.not_in(keep),
-                )
-            )
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        with self.db.cursor(single=True) as cur:
+            cur.execute(self.db.sql(sql), params)
+            row = cur.fetchone()
+        return None if row is None else row[0]
+
+    def _all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        with self.db.cursor(single=True) as cur:
+            cur.execute(self.db.sql(sql), params)
+            return list(cur.fetchall())
+
+    # --- single entities ----------------------------------------------------------------
+
+    def entity_json(self, ref: str) -> str | None:
+        """The served JSON of the entity with this ref, or None."""
+        text = self._one(
+            "SELECT final_entity FROM catalog_entities WHERE entity_ref = ?", [ref.lower()]
+        )
+        return str(text) if text is not None else None
 
     def get_entity(self, ref: str) -> dict[str, Any] | None:
-        """The entity with this (lower-cased) ref, or None."""
-        with self._engine.connect() as conn:
-            text = conn.execute(
-                sa.select(catalog_entities.c.entity).where(
-                    catalog_entities.c.entity_ref == ref.lower()
-                )
-            ).scalar_one_or_none()
+        """The entity with this (case-insensitive) ref, or None."""
+        text = self.entity_json(ref)
         return json.loads(text) if text else None
 
+    def entity_json_by_uid(self, uid: str) -> str | None:
+        """The served JSON of the entity with this uid, or None."""
+        text = self._one("SELECT final_entity FROM catalog_entities WHERE uid = ?", [uid])
+        return str(text) if text is not None else None
+
+    def source_of(self, ref: str) -> str | None:
+        """The source (refresh root) that emits the entity, or None when unknown."""
+        value = self._one(
+            "SELECT source_key FROM catalog_entities WHERE entity_ref = ?", [ref.lower()]
+        )
+        return str(value) if value is not None else None
+
+    def origin_location(self, ref: str) -> str | bool | None:
+        """The origin-location annotation's value; False when the entity is unknown."""
+        with self.db.cursor() as cur:
+            cur.execute(
+                self.db.sql("SELECT id FROM catalog_entities WHERE entity_ref = ?"), [ref.lower()]
+            )
+            row = cur.fetchone()
+            if row is None:
+                return False
+            cur.execute(
+                self.db.sql(
+                    "SELECT original_value FROM catalog_search WHERE entity_id = ? AND key = ?"
+                ),
+                [row[0], "metadata.annotations.backstage.io/managed-by-origin-location"],
+            )
+            found = cur.fetchone()
+        return str(found[0]) if found and found[0] is not None else None
+
+    def entities_by_refs(
+        self, refs: Sequence[str], predicate: Predicate | None = None
+    ) -> list[str | None]:
+        """The served JSON of each ref (None for missing or filtered out), in order."""
+        normalized = [r.lower() for r in refs]
+        lookup: dict[str, str | None] = {}
+        with self.db.cursor() as cur:
+            for part in chunks(sorted(set(normalized)), 200):
+                where = SqlFilter()
+                condition = where.compile(predicate) if predicate else "1 = 1"
+                cur.execute(
+                    self.db.sql(
+                        "SELECT e.entity_ref, e.final_entity FROM catalog_entities e "
+                        f"WHERE e.entity_ref IN ({_marks(len(part))}) AND {condition}"
+                    ),
+                    [*part, *where.params],
+                )
+                for ref, text in cur.fetchall():
+                    lookup[str(ref)] = str(text) if text is not None else None
+        return [lookup.get(ref) for ref in normalized]
+
     def list_entities(self, filters: Sequence[Filter] = ()) -> list[dict[str, Any]]:
-        """Entities matching any of ``filters`` (all entities when there are none)."""
-        select = sa.select(catalog_entities.c.entity).order_by(catalog_entities.c.entity_ref)
-        kinds = _only_kinds(filters)
-        if kinds is not None:
-            select = select.where(catalog_entities.c.kind.in_(kinds))
-        with self._engine.connect() as conn:
-            entities = [json.loads(text) for (text,) in conn.execute(select)]
-        if not filters:
-            return entities
-        return [e for e in entities if any(_matches(e, f) for f in filters)]
+        """Entities matching any of ``filters`` (all entities when there are none), by ref."""
+        where = SqlFilter()
+        predicate = filters_to_predicate(filters)
+        condition = where.compile(predicate) if predicate else "1 = 1"
+        rows = self._all(
+            "SELECT e.final_entity FROM catalog_entities e WHERE e.final_entity IS NOT NULL "
+            f"AND {condition} ORDER BY e.entity_ref",
+            where.params,
+        )
+        return [json.loads(text) for (text,) in rows]
 
+    def ancestry(self, ref: str) -> list[tuple[str, str, str | None]] | None:
+        """``(ref, served JSON, parent ref)`` from the entity up to its root, or None."""
+        chain: list[tuple[str, str, str | None]] = []
+        seen: set[str] = set()
+        current: str | None = ref.lower()
+        with self.db.cursor() as cur:
+            while current and current not in seen:
+                seen.add(current)
+                cur.execute(
+                    self.db.sql(
+                        "SELECT final_entity, parent_ref FROM catalog_entities WHERE entity_ref = ?"
+                    ),
+                    [current],
+                )
+                row = cur.fetchone()
+                if row is None or row[0] is None:
+                    break
+                chain.append((current, str(row[0]), row[1]))
+                current = row[1]
+        return chain or None
 
-def _stitch(entity: dict[str, Any], uid: str) -> dict[str, Any]:
-    """The stored form: Backstage's key order, uid, etag and relations."""
-    from scaffolder.catalog.relations import relations_of
+    # --- GET /entities with pagination (``entities()``) ------------------------------
 
-    metadata = dict(entity.get("metadata") or {})
-    metadata.setdefault("namespace", "default")
-    ordered: dict[str, Any] = {
-        "namespace": metadata.pop("namespace"),
-        "annotations": metadata.pop("annotations", {}),
-    }
-    ordered.update(metadata)
-    ordered.pop("uid", None)
-    ordered.pop("etag", None)
-    body: dict[str, Any] = {"metadata": ordered}
-    for key, value in entity.items():
-        if key not in ("metadata", "relations", "status"):
-            body[key] = value
-    digest = hashlib.sha1(  # noqa: S324 - an etag, not a security boundary
-        json.dumps(body, sort_keys=True).encode()
-    ).hexdigest()
-    ordered["uid"] = uid
-    ordered["etag"] = digest
-    body["relations"] = relations_of(body)
-    return body
+    def list_page(
+        self,
+        *,
+        predicate: Predicate | None,
+        order: Sequence[tuple[str, str]],
+        limit: int | None,
+        offset: int | None,
+    ) -> tuple[list[str], bool]:
+        """Served JSON texts of one page, and whether another page follows."""
+        where = SqlFilter()
+        joins: list[str] = []
+        join_params: list[Any] = []
+        order_by: list[str] = []
+        for index, (direction, field) in enumerate(order):
+            alias = f"o{index}"
+            joins.append(
+                f"LEFT JOIN catalog_search {alias} ON {alias}.entity_id = e.id "
+                f"AND {alias}.key = ? AND {alias}.value IS NOT NULL"
+            )
+            join_params.append(field)
+            sql_dir = "DESC" if direction == "desc" else "ASC"
+            order_by.extend([f"({alias}.value IS NULL)", f"{alias}.value {sql_dir}"])
+        order_by.append("e.uid ASC" if order else "e.entity_ref ASC")
+        condition = where.compile(predicate) if predicate else "1 = 1"
+        sql = (
+            "SELECT e.final_entity FROM catalog_entities e "
+            + " ".join(joins)
+            + f" WHERE e.final_entity IS NOT NULL AND {condition} ORDER BY "
+            + ", ".join(order_by)
+        )
+        params = [*join_params, *where.params]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit + 1)
+        if offset:
+            if limit is None:
+                sql += " LIMIT -1" if self.db.sqlite else " LIMIT ALL"
+            sql += " OFFSET ?"
+            params.append(offset)
+        rows = [str(r[0]) for r in self._all(sql, params)]
+        if limit is not None and len(rows) > limit:
+            return rows[:limit], True
+        return rows, False
 
+    # --- queryEntities (GET/POST /entities/by-query, GET /entities) --------------------
 
-def _only_kinds(filters: Sequence[Filter]) -> list[str] | None:
-    kinds: list[str] = []
-    for f in filters:
-        values = next((v for k, v in f.items() if k.lower() == "kind"), None)
-        if values is None or any(v is None for v in values):
-            return None
-        kinds.extend(str(v).lower() for v in values)
-    return kinds or None
+    def query_entities(
+        self,
+        *,
+        limit: int,
+        offset: int | None = None,
+        initial: Mapping[str, Any] | None = None,
+        cursor: Mapping[str, Any] | None = None,
+    ) -> QueryPage:
+        """One page, ordered by a field then uid (or by uid), with upstream's cursors.
 
-
-def flatten(entity: Mapping[str, Any]) -> dict[str, set[str]]:
-    """Backstage's search index: lower-cased dot paths to lower-cased string values."""
-    out: dict[str, set[str]] = {}
-
-    def add(key: str, value: Any) -> None:
-        out.setdefault(key.lower(), set())
-        if value is not None:
-            out[key.lower()].add(str(value).lower())
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, str):
-                    add(f"{prefix}.{item}", True)
-                walk(prefix, item)
+        ``initial`` holds ``query``, ``orderFields``, ``fullTextFilter`` and
+        ``totalItemsMode`` of a first request; ``cursor`` is a decoded cursor instead.
+        """
+        state: dict[str, Any] = {"orderFields": [], "isPrevious": False}
+        if cursor is not None:
+            state.update(cursor)
+            total_mode = "exclude"
         else:
-            add(prefix, value)
+            first = initial or {}
+            state["orderFields"] = list(first.get("orderFields") or [])
+            if first.get("query") is not None:
+                state["query"] = first["query"]
+            if first.get("fullTextFilter") is not None:
+                state["fullTextFilter"] = first["fullTextFilter"]
+            total_mode = str(first.get("totalItemsMode") or "include")
+            offset_applies = True
+        should_count = state.get("totalItems") is None and total_mode != "exclude"
+        backwards = bool(state.get("isPrevious"))
+        sort = state["orderFields"][0] if state["orderFields"] else None
+        sort_key = str(sort["field"]).lower() if sort else None
+        descending = bool(sort and sort.get("order") == "desc")
+        predicate = self._combined_filter(state)
+        text = state.get("fullTextFilter") or {}
+        term = str(text.get("term") or "").strip()
+        text_fields = [str(f).lower() for f in (text.get("fields") or [sort_key or "metadata.uid"])]
 
-    walk("", {k: v for k, v in entity.items() if k != "relations"})
-    out.setdefault("metadata.namespace", {"default"})
-    for relation in entity.get("relations") or []:
-        add(f"relations.{relation['type']}", relation["targetRef"])
-    return out
+        def apply(where: SqlFilter, in_scope: bool) -> str:
+            parts = [where.compile(predicate)] if predicate is not None else []
+            if term:
+                pattern = f"%{term.lower()}%"
+                if in_scope and sort_key and text_fields == [sort_key]:
+                    parts.append("s.value LIKE ?")
+                    where.params.append(pattern)
+                else:
+                    parts.append(
+                        "e.id IN (SELECT t.entity_id FROM catalog_search t WHERE t.key IN "
+                        f"({_marks(len(text_fields))}) AND t.value LIKE ?)"
+                    )
+                    where.params.extend([*text_fields, pattern])
+            return " AND ".join(parts) if parts else "1 = 1"
+
+        where = SqlFilter()
+        order = "DESC" if descending != backwards else "ASC"
+        if sort_key:
+            params: list[Any] = [sort_key]
+            condition = apply(where, True)
+            sql = (
+                "SELECT e.uid, e.final_entity, s.value FROM catalog_search s "
+                "JOIN catalog_entities e ON e.id = s.entity_id "
+                "WHERE s.key = ? AND s.value IS NOT NULL AND e.final_entity IS NOT NULL "
+                f"AND {condition}"
+            )
+            params.extend(where.params)
+        else:
+            condition = apply(where, False)
+            sql = (
+                "SELECT e.uid, e.final_entity FROM catalog_entities e "
+                f"WHERE e.final_entity IS NOT NULL AND {condition}"
+            )
+            params = list(where.params)
+        values = state.get("orderFieldValues")
+        if values and len(values) == 2 and sort_key:
+            op = "<" if backwards != descending else ">"
+            sql += f" AND (s.value {op} ? OR (s.value = ? AND e.uid {op} ?))"
+            params.extend([values[0], values[0], values[1]])
+        elif values and len(values) == 1:
+            sql += f" AND e.uid {'<' if backwards else '>'} ?"
+            params.append(values[0])
+        sql += (
+            f" ORDER BY s.value {order}, e.uid {order}" if sort_key else f" ORDER BY e.uid {order}"
+        )
+        sql += " LIMIT ?"
+        params.append(limit if backwards else limit + 1)
+        if cursor is None and offset:
+            sql += " OFFSET ?"
+            params.append(offset)
+        rows = [tuple(r) for r in self._all(sql, params)] if limit > 0 else []
+
+        if state.get("totalItems") is not None:
+            total = int(state["totalItems"])
+        elif not should_count:
+            total = 0
+        else:
+            total = self._count(sort_key, apply)
+        if backwards:
+            rows.reverse()
+        has_more = limit > 0 and (backwards or len(rows) > limit)
+        if len(rows) > limit:
+            rows = rows[:limit]
+
+        def sort_values(row: tuple[Any, ...] | None) -> list[Any]:
+            if sort_key:
+                return [row[2] if row else None, row[0] if row else None]
+            return [row[0] if row else None]
+
+        first_row = rows[0] if rows else None
+        last_row = rows[-1] if rows else None
+        initial_request = state.get("firstSortFieldValues") is None
+        first_values = state.get("firstSortFieldValues") or sort_values(first_row)
+        next_cursor = (
+            {
+                **state,
+                "orderFieldValues": sort_values(last_row),
+                "firstSortFieldValues": first_values,
+                "isPrevious": False,
+                "totalItems": total,
+            }
+            if has_more
+            else None
+        )
+        prev_cursor = (
+            {
+                **state,
+                "orderFieldValues": sort_values(first_row),
+                "firstSortFieldValues": state.get("firstSortFieldValues"),
+                "isPrevious": True,
+                "totalItems": total,
+            }
+            if not initial_request
+            and rows
+            and sort_values(first_row) != state.get("firstSortFieldValues")
+            else None
+        )
+        del offset_applies
+        return QueryPage(
+            items=[str(r[1]) for r in rows],
+            total_items=total,
+            next_cursor=next_cursor,
+            prev_cursor=prev_cursor,
+        )
+
+    @staticmethod
+    def _combined_filter(state: Mapping[str, Any]) -> Predicate | None:
+        filters: list[Predicate] = []
+        legacy = state.get("filter")
+        if legacy is not None:
+            filters.append(_entity_filter_to_predicate(legacy))
+        if state.get("query") is not None:
+            filters.append(dict(state["query"]))
+        if len(filters) > 1:
+            return {"$all": filters}
+        return filters[0] if filters else None
+
+    def _count(self, sort_key: str | None, apply: Any) -> int:
+        where = SqlFilter()
+        params: list[Any] = []
+        sql = "SELECT count(*) FROM catalog_entities e WHERE e.final_entity IS NOT NULL"
+        if sort_key:
+            sql += (
+                " AND EXISTS (SELECT 1 FROM catalog_search c WHERE c.entity_id = e.id "
+                "AND c.key = ? AND c.value IS NOT NULL)"
+            )
+            params.append(sort_key)
+        condition = apply(where, False)
+        sql += f" AND {condition}"
+        params.extend(where.params)
+        return int(self._one(sql, params) or 0)
+
+    def iter_all(
+        self, *, predicate: Predicate | None, order_fields: Sequence[Mapping[str, Any]]
+    ) -> Iterator[list[str]]:
+        """Every match in batches of 10 000 (``GET /entities`` without pagination)."""
+        page = self.query_entities(
+            limit=10_000,
+            initial={
+                "query": predicate,
+                "orderFields": list(order_fields),
+                "totalItemsMode": "exclude",
+            },
+        )
+        while True:
+            if page.items:
+                yield page.items
+            if page.next_cursor is None:
+                return
+            page = self.query_entities(limit=10_000, cursor=page.next_cursor)
+
+    # --- facets ---------------------------------------------------------------------
+
+    def facets(
+        self, facets: Sequence[str], predicate: Predicate | None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Counts of each original value of each facet, by value."""
+        keys = sorted({f.lower() for f in facets})
+        params: list[Any] = list(keys)
+        sql = (
+            "SELECT s.key, s.original_value, count(*) FROM catalog_search s "
+            f"WHERE s.key IN ({_marks(len(keys))}) AND s.original_value IS NOT NULL"
+        )
+        if predicate is not None:
+            where = SqlFilter()
+            condition = where.compile(predicate)
+            sql += (
+                " AND s.entity_id IN (SELECT e.id FROM catalog_entities e "
+                f"WHERE e.final_entity IS NOT NULL AND {condition})"
+            )
+            params.extend(where.params)
+        sql += " GROUP BY s.key, s.original_value ORDER BY s.key, s.original_value"
+        rows = self._all(sql, params)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for facet in facets:
+            lowered = facet.lower()
+            out[facet] = [
+                {"value": str(value), "count": int(count)}
+                for key, value, count in rows
+                if key == lowered
+            ]
+        return out
+
+    # --- locations ------------------------------------------------------------------
+
+    def locations(self) -> list[Location]:
+        """Registered locations, oldest first."""
+        rows = self._all(
+            "SELECT id, type, target, entity_ref FROM catalog_locations ORDER BY created_at, id", []
+        )
+        return [Location(id=r[0], type=r[1], target=r[2], entity_ref=r[3]) for r in rows]
+
+    def location(self, location_id: str) -> Location | None:
+        """A registered location by id."""
+        rows = self._all(
+            "SELECT id, type, target, entity_ref FROM catalog_locations WHERE id = ?", [location_id]
+        )
+        return (
+            Location(id=rows[0][0], type=rows[0][1], target=rows[0][2], entity_ref=rows[0][3])
+            if rows
+            else None
+        )
+
+    def location_by_target(self, kind: str, target: str) -> Location | None:
+        """A registered location by type and target."""
+        rows = self._all(
+            "SELECT id, type, target, entity_ref FROM catalog_locations "
+            "WHERE type = ? AND target = ?",
+            [kind, target],
+        )
+        return (
+            Location(id=rows[0][0], type=rows[0][1], target=rows[0][2], entity_ref=rows[0][3])
+            if rows
+            else None
+        )
+
+    def insert_location(self, location: Location, now: datetime) -> None:
+        """Store a new location."""
+        with self.db.cursor(write=True, single=True) as cur:
+            cur.execute(
+                self.db.sql(
+                    "INSERT INTO catalog_locations (id, type, target, entity_ref, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                [
+                    location.id,
+                    location.type,
+                    location.target,
+                    location.entity_ref,
+                    self.db.to_db(now),
+                ],
+            )
+
+    def update_location(self, location: Location) -> None:
+        """Change a location's type and target (its entity ref stays)."""
+        with self.db.cursor(write=True, single=True) as cur:
+            cur.execute(
+                self.db.sql("UPDATE catalog_locations SET type = ?, target = ? WHERE id = ?"),
+                [location.type, location.target, location.id],
+            )
+
+    def delete_location(self, location_id: str) -> None:
+        """Forget a location."""
+        with self.db.cursor(write=True, single=True) as cur:
+            cur.execute(self.db.sql("DELETE FROM catalog_locations WHERE id = ?"), [location_id])
+
+    def query_locations(
+        self, predicate: Any, *, after_id: str | None, limit: int
+    ) -> tuple[list[Location], int]:
+        """Locations matching ``predicate`` after ``after_id`` (by id), and their total."""
+        params: list[Any] = []
+        condition = _location_condition(predicate, params) if predicate is not None else "1 = 1"
+        total = int(
+            self._one(f"SELECT count(*) FROM catalog_locations WHERE {condition}", params) or 0
+        )
+        sql = f"SELECT id, type, target, entity_ref FROM catalog_locations WHERE {condition}"
+        page_params = list(params)
+        if after_id is not None:
+            sql += " AND id > ?"
+            page_params.append(after_id)
+        sql += " ORDER BY id LIMIT ?"
+        page_params.append(limit)
+        rows = self._all(sql, page_params)
+        return [Location(id=r[0], type=r[1], target=r[2], entity_ref=r[3]) for r in rows], total
+
+    # --- refresh state --------------------------------------------------------------
+
+    def due_sources(self, now: datetime) -> list[str]:
+        """Sources whose next refresh time has come, most overdue first."""
+        rows = self._all(
+            "SELECT source_key FROM catalog_refresh_state WHERE next_refresh_at <= ? "
+            "ORDER BY next_refresh_at",
+            [self.db.to_db(now)],
+        )
+        return [str(r[0]) for r in rows]
+
+    def next_refresh_at(self) -> datetime | None:
+        """The earliest scheduled refresh."""
+        return self.db.from_db(
+            self._one("SELECT min(next_refresh_at) FROM catalog_refresh_state", [])
+        )
+
+    def schedule(
+        self,
+        source_key: str,
+        at: datetime,
+        *,
+        error: str | None = None,
+        refreshed: datetime | None = None,
+    ) -> None:
+        """Set when ``source_key`` is refreshed next (and how the last refresh went)."""
+        with self.db.cursor(write=True) as cur:
+            cur.execute(
+                self.db.sql("DELETE FROM catalog_refresh_state WHERE source_key = ?"), [source_key]
+            )
+            cur.execute(
+                self.db.sql(
+                    "INSERT INTO catalog_refresh_state (source_key, next_refresh_at, "
+                    "last_refresh_at, last_error) VALUES (?, ?, ?, ?)"
+                ),
+                [source_key, self.db.to_db(at), self.db.to_db(refreshed), error],
+            )
+
+    def refresh_error(self, source_key: str) -> str | None:
+        """The last refresh error of a source."""
+        value = self._one(
+            "SELECT last_error FROM catalog_refresh_state WHERE source_key = ?", [source_key]
+        )
+        return str(value) if value is not None else None
+
+    def source_keys(self) -> list[str]:
+        """Every source that has entities."""
+        return [
+            str(r[0]) for r in self._all("SELECT DISTINCT source_key FROM catalog_entities", [])
+        ]
 
 
-def _matches(entity: Mapping[str, Any], condition: Filter) -> bool:
-    index = flatten(entity)
-    for key, values in condition.items():
-        present = index.get(key.lower())
-        if present is None:
-            return False
-        wanted = [v for v in values if v is not None]
-        if wanted and not any(v.lower() in present for v in wanted):
-            return False
-    return True
+def _entity_filter_to_predicate(value: Any) -> Predicate:
+    """A legacy cursor ``filter`` (``{key, values}``/``not``/``anyOf``/``allOf``)."""
+    if not isinstance(value, Mapping):
+        raise InputError("Malformed cursor: filter is not an object")
+    if "key" in value:
+        values = value.get("values")
+        key = str(value["key"])
+        if not values:
+            return {key: {"$exists": True}}
+        return {key: values[0]} if len(values) == 1 else {key: {"$in": list(values)}}
+    if "not" in value:
+        return {"$not": _entity_filter_to_predicate(value["not"])}
+    if "anyOf" in value:
+        return {"$any": [_entity_filter_to_predicate(v) for v in value["anyOf"]]}
+    return {"$all": [_entity_filter_to_predicate(v) for v in value.get("allOf") or []]}
+
+
+_LOCATION_COLUMNS = {"id": "id", "type": "type", "target": "target", "entityref": "entity_ref"}
+
+
+def _location_condition(query: Any, params: list[Any]) -> str:
+    """``applyLocationFilterToQuery``: case-insensitive matches on the location columns."""
+    if not isinstance(query, Mapping):
+        raise InputError("Invalid filter predicate, expected an object")
+    if "$all" in query:
+        parts = [_location_condition(q, params) for q in query["$all"]]
+        return "(" + " AND ".join(parts) + ")" if parts else "1 = 0"
+    if "$any" in query:
+        parts = [_location_condition(q, params) for q in query["$any"]]
+        return "(" + " OR ".join(parts) + ")" if parts else "1 = 0"
+    if "$not" in query:
+        return f"NOT ({_location_condition(query['$not'], params)})"
+    keys = list(query)
+    if any(k.startswith("$") for k in keys):
+        raise InputError(f"Invalid filter predicate, unknown logic operator '{', '.join(keys)}'")
+    parts = []
+    for raw_key, value in query.items():
+        column = _LOCATION_COLUMNS.get(raw_key.lower())
+        if column is None:
+            raise InputError(
+                "Invalid filter predicate, expected key to be 'id', 'type', 'target', or "
+                f"'entityRef', got '{raw_key}'"
+            )
+        parts.append(_location_value(column, value, params))
+    return "(" + " AND ".join(parts) + ")" if parts else "1 = 1"
+
+
+def _location_value(column: str, value: Any, params: list[Any]) -> str:
+    if isinstance(value, str | int | float | bool):
+        params.append(str(value))
+        return f"UPPER({column}) = UPPER(?)"
+    if isinstance(value, Mapping):
+        if "$exists" in value:
+            return f"{column} IS NOT NULL" if value["$exists"] else f"{column} IS NULL"
+        if "$in" in value:
+            items = list(value["$in"])
+            if not items:
+                return "1 = 0"
+            if column == "id":
+                params.extend(items)
+                return f"id IN ({_marks(len(items))})"
+            params.extend(str(v) for v in items)
+            return f"UPPER({column}) IN ({', '.join('UPPER(?)' for _ in items)})"
+        if "$hasPrefix" in value:
+            escaped = (
+                str(value["$hasPrefix"])
+                .replace("\\", "\\\\")
+                .replace("%", "\\%")
+                .replace("_", "\\_")
+            )
+            params.append(escaped + "%")
+            return f"UPPER({column}) LIKE UPPER(?) ESCAPE '\\'"
+        if "$contains" in value:
+            return "1 = 0"
+    raise InputError(f"Invalid filter predicate, got unknown matcher object '{json.dumps(value)}'")

@@ -1,17 +1,31 @@
-"""Entity validation: the envelope, Backstage's field format rules, and kind schemas."""
+"""Entity validation as Backstage's catalog does it, with its exact messages.
+
+Processing runs, in this order (CONTRACT §9.2-9.3):
+
+1. the envelope (``apiVersion``, ``kind``, ``metadata.name``): `check_envelope`;
+2. the entity policies: the ``Entity`` schema, the default namespace, no foreign root
+   fields, and the field formats (``FieldFormatEntityPolicy``): `enforce_policies`;
+3. the kind schemas of the processors that know the kind: `validate_kind`.
+
+`validate_entity` runs the same checks for the linter, dry runs and tests, and raises
+`InputError` with the innermost message (``"metadata.name" is not valid; ...``).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
-from scaffolder.catalog.model import TEMPLATE_API_VERSION
+from scaffolder.catalog import ajv
+from scaffolder.catalog.errors import EntityError, input_error, plain_error
+from scaffolder.catalog.model import DEFAULT_NAMESPACE, js_str, stringify_ref
+from scaffolder.catalog.placeholders import stand_in_placeholders
 from scaffolder.errors import InputError
 
 _HELP = (
-    "To learn more about catalog file format, visit: "
+    " To learn more about catalog file format, visit: "
     "https://github.com/backstage/backstage/blob/master/docs/architecture-decisions/"
     "adr002-default-catalog-file-format.md"
 )
@@ -20,118 +34,212 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
 _KIND = re.compile(r"^[a-zA-Z][a-z0-9A-Z]*$")
 _VERSION = re.compile(r"^[a-z0-9A-Z]+$")
 _TAG = re.compile(r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$")
-_ROOT_FIELDS = {"apiVersion", "kind", "metadata", "spec", "relations", "status"}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+KNOWN_ROOT_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 
-_NAME_RULE = (
+_OBJECT_NAME = (
     "a string that is sequences of [a-zA-Z0-9] separated by any of [-_.], "
     "at most 63 characters in total"
 )
-_NS_RULE = "a string that is sequences of [a-z0-9] separated by [-], at most 63 characters in total"
-_KIND_RULE = "a string that is a sequence of [a-zA-Z][a-z0-9A-Z], at most 63 characters in total"
+_PREFIX_SUFFIX = "a valid prefix and/or suffix"
+_DNS = "a string that is sequences of [a-z0-9] separated by [-], at most 63 characters in total"
 
-#: Required spec fields per kind (catalog-model's kind schemas; Template per scaffolder-common).
-REQUIRED_SPEC: Mapping[str, tuple[str, ...]] = {
-    "component": ("type", "lifecycle", "owner"),
-    "api": ("type", "lifecycle", "owner", "definition"),
-    "system": ("owner",),
-    "domain": ("owner",),
-    "resource": ("type", "owner"),
-    "group": ("type", "children"),
-    "user": ("memberOf",),
-    "location": (),
-    "template": ("type", "steps"),
-}
+#: (processor, kind schemas) in upstream's order: the builtin kinds, then the scaffolder's.
+KIND_PROCESSORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "BuiltinKindsEntityProcessor",
+        ("API", "Component", "Resource", "Group", "Location", "User", "System", "Domain"),
+    ),
+    ("ScaffolderEntitiesProcessor", ("Template",)),
+)
+KNOWN_KINDS = frozenset(k.lower() for _, kinds in KIND_PROCESSORS for k in kinds)
 
 
-def _bad(field: str, expectation: str, value: Any) -> InputError:
-    return InputError(
-        f'"{field}" is not valid; expected {expectation} but found "{value}". {_HELP}'
+def _dns_label(value: Any) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 63 and bool(_DNS_LABEL.match(value))
+
+
+def _dns_subdomain(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= 253
+        and all(_dns_label(p) for p in value.split("."))
     )
 
 
-def _dns_subdomain(value: str) -> bool:
-    return len(value) <= 253 and all(_DNS_LABEL.match(p) and len(p) <= 63 for p in value.split("."))
+def _object_name(value: Any) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 63 and bool(_NAME.match(value))
 
 
-def _key_ok(key: str) -> bool:
-    parts = key.split("/")
-    if len(parts) > 2:
+def _prefix_suffix(value: Any, suffix: Callable[[Any], bool]) -> bool:
+    if not isinstance(value, str):
         return False
-    if len(parts) == 2 and not _dns_subdomain(parts[0]):
+    parts = value.split("/")
+    if len(parts) == 1:
+        return suffix(parts[0])
+    return len(parts) == 2 and _dns_subdomain(parts[0]) and suffix(parts[1])
+
+
+def _api_version(value: Any) -> bool:
+    return _prefix_suffix(
+        value, lambda n: isinstance(n, str) and 1 <= len(n) <= 63 and bool(_VERSION.match(n))
+    )
+
+
+def _kind(value: Any) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 63 and bool(_KIND.match(value))
+
+
+def _tag(value: Any) -> bool:
+    return isinstance(value, str) and 1 <= len(value) <= 63 and bool(_TAG.match(value))
+
+
+def _url(value: Any) -> bool:
+    if not isinstance(value, str) or not _URL.match(value):
         return False
-    name = parts[-1]
-    return len(name) <= 63 and bool(_NAME.match(name))
+    try:
+        urlsplit(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _non_empty(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _require(field: str, value: Any, check: Callable[[Any], bool], expectation: str) -> None:
+    if value is None:
+        raise plain_error(f"{field} must have a value")
+    if not check(value):
+        raise plain_error(
+            f'"{field}" is not valid; expected {expectation} but found "{js_str(value)}".{_HELP}'
+        )
+
+
+def check_envelope(entity: Any) -> dict[str, Any]:
+    """``entityEnvelopeSchemaValidator``: the entity, or a ``TypeError`` `EntityError`."""
+    errors = ajv.validate(ajv.schema("EntityEnvelope"), entity)
+    if errors:
+        raise EntityError(name="TypeError", message=errors[0].text())
+    assert isinstance(entity, dict)
+    return entity
+
+
+def _field_formats(entity: Mapping[str, Any]) -> None:
+    metadata = entity["metadata"]
+    _require("apiVersion", entity.get("apiVersion"), _api_version, _PREFIX_SUFFIX)
+    _require(
+        "kind",
+        entity.get("kind"),
+        _kind,
+        "a string that is a sequence of [a-zA-Z][a-z0-9A-Z], at most 63 characters in total",
+    )
+    _require("metadata.name", metadata.get("name"), _object_name, _OBJECT_NAME)
+    if "namespace" in metadata:
+        _require("metadata.namespace", metadata["namespace"], _dns_label, _DNS)
+    for key, value in (metadata.get("labels") or {}).items():
+        _require(f"labels.{key}", key, lambda k: _prefix_suffix(k, _object_name), _PREFIX_SUFFIX)
+        _require(f"labels.{key}", value, lambda v: v == "" or _object_name(v), _OBJECT_NAME)
+    for key, value in (metadata.get("annotations") or {}).items():
+        _require(
+            f"annotations.{key}", key, lambda k: _prefix_suffix(k, _object_name), _PREFIX_SUFFIX
+        )
+        _require(f"annotations.{key}", value, lambda v: isinstance(v, str), "a string")
+    for index, tag in enumerate(metadata.get("tags") or []):
+        _require(
+            f"tags.{index}",
+            tag,
+            _tag,
+            "a string that is sequences of [a-z0-9+#] separated by [-], "
+            "at most 63 characters in total",
+        )
+    for index, link in enumerate(metadata.get("links") or []):
+        link = link if isinstance(link, Mapping) else {}
+        _require(f"links.{index}.url", link.get("url"), _url, "a string that is a valid url")
+        for part in ("title", "icon"):
+            if part in link:
+                _require(f"links.{index}.{part}", link[part], _non_empty, "a non empty string")
+
+
+def enforce_policies(entity: dict[str, Any]) -> dict[str, Any]:
+    """The default entity policies, in upstream's order; returns the (namespaced) entity.
+
+    Raises:
+        EntityError: the policy's own error (callers wrap it in ``Policy check failed``).
+    """
+    errors = ajv.validate(ajv.schema("Entity"), entity)
+    if errors:
+        first = errors[0]
+        raise plain_error(f"Malformed envelope, {first.instance_path or '<root>'} {first.message}")
+    metadata = entity["metadata"]
+    if not metadata.get("namespace"):
+        entity = {"metadata": {"namespace": DEFAULT_NAMESPACE, **metadata}} | {
+            k: v for k, v in entity.items() if k != "metadata"
+        }
+    for key in entity:
+        if key not in KNOWN_ROOT_FIELDS:
+            raise plain_error(f"Unknown field {key}")
+    _field_formats(entity)
+    return entity
+
+
+def _kind_check(name: str, entity: Mapping[str, Any]) -> bool:
+    errors = ajv.validate(ajv.schema(name), entity)
+    if not errors:
+        return True
+    soft = [e for e in errors if e.instance_path in ("/kind", "/apiVersion")]
+    if soft and all(e.keyword == "enum" for e in soft):
+        return False
+    raise EntityError(name="TypeError", message=errors[0].text())
+
+
+def validate_kind(entity: Mapping[str, Any]) -> None:
+    """The processors' ``validateEntityKind``; some processor must recognize the entity.
+
+    Raises:
+        EntityError: ``Processor <name> threw an error while validating the entity <ref>`` or
+            ``No processor recognized the entity <ref> as valid, ...``.
+    """
+    ref = stringify_ref(
+        str(entity["kind"]), entity["metadata"].get("namespace"), entity["metadata"]["name"]
+    )
+    valid = False
+    for processor, kinds in KIND_PROCESSORS:
+        try:
+            if any(_kind_check(kind, entity) for kind in kinds):
+                valid = True
+        except EntityError as exc:
+            raise input_error(
+                f"Processor {processor} threw an error while validating the entity {ref}", exc
+            ) from None
+    if not valid:
+        raise input_error(
+            f"No processor recognized the entity {ref} as valid, "
+            "possibly caused by a foreign kind or apiVersion"
+        )
 
 
 def validate_entity(entity: Any) -> None:
-    """Raise `InputError` naming the first field that breaks Backstage's rules."""
+    """Check one entity as a file in a catalog location would be checked.
+
+    Used where no location processing happens (the linter, dry runs): foreign root fields are
+    named first, kinds no processor knows are accepted, and the message is the innermost one.
+
+    Raises:
+        InputError: naming the first field that breaks Backstage's rules.
+    """
     if not isinstance(entity, Mapping):
         raise InputError(f"Expected object at root, got {type(entity).__name__}")
     for key in entity:
-        if key not in _ROOT_FIELDS:
+        if key not in KNOWN_ROOT_FIELDS:
             raise InputError(f"Unknown field {key}")
-    api_version, kind, metadata = (
-        entity.get("apiVersion"),
-        entity.get("kind"),
-        entity.get("metadata"),
-    )
-    if not isinstance(api_version, str) or not api_version:
-        raise InputError("Entity apiVersion must be a non-empty string")
-    group, _, version = api_version.rpartition("/")
-    if (group and not _dns_subdomain(group)) or not _VERSION.match(version) or len(version) > 63:
-        raise _bad("apiVersion", "a string that is a valid apiVersion", api_version)
-    if not isinstance(kind, str) or not _KIND.match(kind) or len(kind) > 63:
-        raise _bad("kind", _KIND_RULE, kind)
-    if not isinstance(metadata, Mapping):
-        raise InputError("Entity metadata must be an object")
-    name = metadata.get("name")
-    if not isinstance(name, str) or len(name) > 63 or not _NAME.match(name):
-        raise _bad("metadata.name", _NAME_RULE, name)
-    namespace = metadata.get("namespace")
-    if namespace is not None and (
-        not isinstance(namespace, str) or len(namespace) > 63 or not _DNS_LABEL.match(namespace)
-    ):
-        raise _bad("metadata.namespace", _NS_RULE, namespace)
-    for field in ("labels", "annotations"):
-        values = metadata.get(field) or {}
-        if not isinstance(values, Mapping):
-            raise InputError(f"Entity metadata.{field} must be an object")
-        for key, value in values.items():
-            if not _key_ok(str(key)):
-                raise _bad(f"metadata.{field}.{key}", "a valid key", key)
-            if not isinstance(value, str):
-                raise _bad(f"metadata.{field}.{key}", "a string", value)
-            if field == "labels" and value and not _NAME.match(value):
-                raise _bad(f"metadata.labels.{key}", _NAME_RULE, value)
-    for tag in metadata.get("tags") or []:
-        if not isinstance(tag, str) or len(tag) > 63 or not _TAG.match(tag):
-            raise _bad(
-                "metadata.tags",
-                "a string that is sequences of [a-z0-9+#] separated by [-], "
-                "at most 63 characters in total",
-                tag,
-            )
-    for link in metadata.get("links") or []:
-        url = link.get("url") if isinstance(link, Mapping) else None
-        if not isinstance(url, str) or not urlparse(url).scheme:
-            raise _bad("metadata.links", "a link with a url", link)
-    spec = entity.get("spec")
-    lowered = kind.lower()
-    if lowered == "template" and api_version != TEMPLATE_API_VERSION:
-        raise InputError(f"Unsupported apiVersion field in schema entity, {api_version}")
-    required = REQUIRED_SPEC.get(lowered, ())
-    if required and not isinstance(spec, Mapping):
-        raise InputError("/spec must be object")
-    for field in required:
-        value = spec.get(field) if isinstance(spec, Mapping) else None
-        if value is None or value == "":
-            raise InputError(
-                f"/spec must have required property '{field}' - missingProperty: {field}"
-            )
-    if lowered == "template":
-        assert isinstance(spec, Mapping)
-        if not isinstance(spec.get("steps"), list):
-            raise InputError("/spec/steps must be array")
-        params = spec.get("parameters")
-        if params is not None and not isinstance(params, Mapping | list):
-            raise InputError("/spec/parameters must be object or array")
+    try:
+        checked = enforce_policies(check_envelope(stand_in_placeholders(dict(entity))))
+        if str(checked["kind"]).lower() in KNOWN_KINDS:
+            validate_kind(checked)
+    except EntityError as exc:
+        innermost = exc
+        while innermost.cause is not None:
+            innermost = innermost.cause
+        raise InputError(innermost.message) from None

@@ -15,7 +15,7 @@ from typing import Any
 
 from scaffolder.actions.base import CancelSignal
 from scaffolder.catalog.model import TEMPLATE_API_VERSION, parse_entity_ref
-from scaffolder.catalog.store import SqlCatalogStore
+from scaffolder.catalog.store import CatalogStore
 from scaffolder.errors import InputError, NotFoundError, ValidationErrors
 from scaffolder.tasks.broker import TaskBroker
 from scaffolder.tasks.runner import WorkflowRunner
@@ -42,7 +42,7 @@ class ScaffolderService:
         self,
         *,
         broker: TaskBroker,
-        catalog: SqlCatalogStore,
+        catalog: CatalogStore,
         templater: Templater,
         runner: WorkflowRunner,
         working_directory: Path,
