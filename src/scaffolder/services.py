@@ -65,7 +65,7 @@ def build_services(
     templater = Templater(scm_hosts=settings.scm_hosts)
     # Started on the first fetch:cookiecutter step, so a server that never renders one (and
     # its idle memory) does not carry a cookiecutter process.
-    cookiecutter_pool = CookiecutterPool()
+    cookiecutter_pool = CookiecutterPool.from_config(settings.raw)
     registry = ActionRegistry(
         create_builtin_actions(
             templater=templater,

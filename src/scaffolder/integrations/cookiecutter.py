@@ -1,25 +1,29 @@
 """Render cookiecutter templates in isolated child processes, fast.
 
-cookiecutter is imported into the scaffolder process never: it mutates ``sys.path``, reads and
+cookiecutter is never imported into the scaffolder process: it mutates ``sys.path``, reads and
 writes under ``~``, runs hooks, and imports extensions a template names. Each render runs in a
 child process of its own that exits afterwards, so nothing leaks from one task to the next.
 
 `CookiecutterPool` keeps one pre-started **fork server** (`cookiecutter_child`): an interpreter
-that has already imported cookiecutter and Jinja and waits. A render asks it for a child: a
-fork of that pristine, warm process (a couple of milliseconds, against ~250 ms for a new
-interpreter that imports cookiecutter), which takes the one job and exits. So any number of
-tasks can render at once without paying an interpreter start, and the idle cost is one
-process. The server is started on first use (or by `start`) and restarted if it dies.
+that has imported cookiecutter and Jinja, rendered a small template once, and then waits. It
+never renders a job itself. Children are forks of it, so none pays an interpreter start and
+cookiecutter's imports (~250 ms): ``spares`` of them (default 1) are forked ahead of time,
+warm up (they take their copy-on-write faults on a throw-away render) and wait for one job
+each; a render that finds no spare forks a child on demand (a few milliseconds more), so a
+burst of tasks never waits for an interpreter. The server starts on first use (or `start`)
+and is restarted if it dies.
 
 The protocol (JSON over pipes, see `cookiecutter_child`) carries a `RenderJob` in and log
-lines, hook output and a result or error out. A cancel kills the child's process group at once.
+lines, hook output and a result or error out. A cancel kills the child's process group.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import select
 import selectors
 import signal as _signal
 import socket
@@ -35,12 +39,14 @@ from typing import Any
 from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
 from scaffolder.integrations import Cancellation
 
+log = logging.getLogger(__name__)
+
 #: Seconds to wait for the fork server to import cookiecutter.
 START_TIMEOUT_SECONDS = 60.0
 #: Seconds a render (hooks included) may take before its child is killed.
 RENDER_TIMEOUT_SECONDS = 600.0
-#: Seconds to wait for hook output still in flight once the child has answered.
-_DRAIN_SECONDS = 2.0
+#: Children kept forked and warmed up, each waiting for a job.
+DEFAULT_SPARES = 1
 #: Output lines forwarded per render; the rest is dropped with a note.
 MAX_OUTPUT_LINES = 1000
 
@@ -48,6 +54,9 @@ CONTEXT_FILE = "cookiecutter.json"
 
 #: Environment the fork server (and so every render and hook) starts from.
 _PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
+
+_FORK = b"fork"
+_SPARE = b"spare"
 
 _BOOTSTRAP = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
@@ -64,7 +73,7 @@ class RenderJob:
             beside a ``{{cookiecutter.*}}`` directory), or, without a cookiecutter.json, a bare
             skeleton rendered with ``values`` as its whole context (upstream Backstage's layout).
         output_dir: an empty directory the project directory is generated in.
-        work_dir: the step's directory; HOME, TMPDIR, the replay and cache directories go here.
+        work_dir: the step's directory; HOME, TMPDIR and the replay directory go here.
         values: the user's values, passed as data.
         trusted: whether hooks and extensions beyond cookiecutter's own may run.
         source: the template source, as errors name it.
@@ -112,7 +121,6 @@ class RenderJob:
             "home": str(self.work_dir / "home"),
             "tmp": str(self.work_dir / "tmp"),
             "replay_dir": str(self.work_dir / "replay"),
-            "cookiecutters_dir": str(self.work_dir / "cookiecutters"),
         }
 
 
@@ -127,28 +135,52 @@ class RenderResult:
 class CookiecutterPool:
     """Renders `RenderJob`s, each in a fresh fork of a warm cookiecutter process.
 
+    ``spares`` children are kept forked and warmed up ahead of time, each waiting for one job
+    (a render that finds none forks one on demand, which costs a few milliseconds more).
     Thread-safe: any number of threads may call `render` at once. Call `close` when done.
     """
 
     def __init__(
         self,
         *,
+        spares: int = DEFAULT_SPARES,
         python: str = sys.executable,
         start_timeout: float = START_TIMEOUT_SECONDS,
         render_timeout: float = RENDER_TIMEOUT_SECONDS,
     ) -> None:
+        self._spares_wanted = spares
         self._python = python
         self._start_timeout = start_timeout
         self._render_timeout = render_timeout
         self._lock = threading.Lock()
+        self._owner = os.getpid()
         self._server: _ForkServer | None = None
+        self._spares: list[_Child] = []
         self._children: set[_Child] = set()
+        self._replenishing = False
         self._closed = False
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> CookiecutterPool:
+        """A pool as ``scaffolder.cookiecutter`` configures it (``spares``: children kept
+        ready, default 1; 0 keeps only the fork server)."""
+        scaffolder = config.get("scaffolder")
+        section = scaffolder.get("cookiecutter") if isinstance(scaffolder, Mapping) else None
+        spares = section.get("spares", DEFAULT_SPARES) if isinstance(section, Mapping) else None
+        if spares is None:
+            spares = DEFAULT_SPARES
+        if not isinstance(spares, int) or isinstance(spares, bool) or not 0 <= spares <= 16:
+            raise InputError("scaffolder.cookiecutter.spares must be an integer from 0 to 16")
+        return cls(spares=spares)
+
     def start(self) -> None:
-        """Start the fork server now rather than on the first render (returns at once)."""
+        """Start the fork server and the spares now rather than on the first render.
+
+        Returns at once; the server imports cookiecutter in the background.
+        """
         with self._lock:
             self._server_for_use(wait=False)
+            self._replenish_soon()
 
     def render(
         self,
@@ -158,7 +190,7 @@ class CookiecutterPool:
         on_output: Callable[[str], None] | None = None,
         on_log: Callable[[str], None] | None = None,
     ) -> RenderResult:
-        """Render ``job`` in a new child.
+        """Render ``job`` in a child of its own.
 
         Args:
             job: what to render.
@@ -172,30 +204,45 @@ class CookiecutterPool:
             TaskCancelledError: the task was cancelled.
         """
         outcome: dict[str, Any] = {}
+        said: list[bool] = []
 
         def on_message(message: dict[str, Any]) -> None:
+            said.append(True)
             if "log" in message:
                 if on_log is not None:
                     on_log(str(message["log"]))
             else:
                 outcome.update(message)
 
-        child = self._fork()
-        if signal is not None:
-            signal.attach(child)
-        try:
-            child.send(json.dumps(job.to_json(), default=str).encode("utf-8"))
-            child.collect(
-                timeout=self._render_timeout,
-                on_output=on_output or (lambda _line: None),
-                on_message=on_message,
-            )
-        finally:
+        for attempt in (1, 2):
+            child = self._take(spare=attempt == 1)
             if signal is not None:
-                signal.detach(child)
-            child.close()
-            with self._lock:
-                self._children.discard(child)
+                signal.attach(child)
+            try:
+                child.send(json.dumps(job.to_json(), default=str).encode("utf-8"))
+                child.collect(
+                    timeout=self._render_timeout,
+                    on_output=on_output or (lambda _line: None),
+                    on_message=on_message,
+                )
+            finally:
+                if signal is not None:
+                    signal.detach(child)
+                child.close()
+                with self._lock:
+                    self._children.discard(child)
+                    # Warming a new spare up costs a render's CPU: not while this one runs.
+                    self._replenish_soon()
+            cancelled = signal is not None and signal.cancelled
+            # A spare that died while it waited says nothing and writes nothing: use another.
+            if (
+                said
+                or cancelled
+                or child.timed_out
+                or not child.spare
+                or any(job.output_dir.iterdir())
+            ):
+                break
         if signal is not None and signal.cancelled:
             raise TaskCancelledError("The task has been cancelled")
         if "result" in outcome:
@@ -213,48 +260,98 @@ class CookiecutterPool:
         raise ScaffolderError("cookiecutter's render process ended without a result")
 
     def close(self) -> None:
-        """Stop the fork server and any render still running."""
+        """Stop the fork server, the spares and any render still running."""
         with self._lock:
             self._closed = True
-            children, self._children = list(self._children), set()
+            children = [*self._children, *self._spares]
+            self._children, self._spares = set(), []
             server, self._server = self._server, None
         for child in children:
-            child.terminate()
+            child.close()
         if server is not None:
             server.stop()
 
-    def _fork(self) -> _Child:
-        job_r, job_w = os.pipe()
-        result_r, result_w = os.pipe()
-        output_r, output_w = os.pipe()
-        try:
-            with self._lock:
-                for attempt in (1, 2):
+    def _take(self, *, spare: bool = True) -> _Child:
+        with self._lock:
+            self._adopt()
+            while spare and self._spares:
+                child = self._spares.pop(0)
+                if child.waiting():
+                    self._children.add(child)
+                    return child
+                child.close()
+        child = self._fork(_FORK)
+        with self._lock:
+            self._children.add(child)
+        return child
+
+    def _fork(self, kind: bytes) -> _Child:
+        for _attempt in (1, 2):
+            job_r, job_w = os.pipe()
+            result_r, result_w = os.pipe()
+            output_r, output_w = os.pipe()
+            try:
+                with self._lock:
                     server = self._server_for_use(wait=True)
                     try:
-                        pid = server.fork((job_r, result_w, output_w))
-                        break
+                        pid = server.fork(kind, (job_r, result_w, output_w))
                     except _ServerGone:
                         server.stop()
                         self._server = None
-                        if attempt == 2:
-                            raise ScaffolderError(
-                                "The cookiecutter pool could not start a render process"
-                            ) from None
-                child = _Child(pid=pid, job_w=job_w, result_r=result_r, output_r=output_r)
-                self._children.add(child)
-                return child
-        except BaseException:
+                        pid = None
+                if pid is not None:
+                    spare = kind == _SPARE
+                    return _Child(
+                        pid=pid, job_w=job_w, result_r=result_r, output_r=output_r, spare=spare
+                    )
+            except BaseException:
+                for fd in (job_w, result_r, output_r):
+                    os.close(fd)
+                raise
+            finally:
+                for fd in (job_r, result_w, output_w):
+                    os.close(fd)
+            # The server died mid-request: a child it may have forked sees EOF and exits.
             for fd in (job_w, result_r, output_r):
                 os.close(fd)
-            raise
+        raise ScaffolderError("The cookiecutter pool could not start a render process")
+
+    def _replenish_soon(self) -> None:
+        """Fork spares in the background up to the wanted number (call with the lock held)."""
+        if self._replenishing or self._closed or len(self._spares) >= self._spares_wanted:
+            return
+        self._replenishing = True
+        threading.Thread(target=self._replenish, name="cookiecutter-spares", daemon=True).start()
+
+    def _replenish(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if self._closed or len(self._spares) >= self._spares_wanted:
+                        return
+                child = self._fork(_SPARE)
+                with self._lock:
+                    if self._closed:
+                        child.close()
+                        return
+                    self._spares.append(child)
+        except Exception:  # the next render forks on demand, and says what went wrong
+            log.debug("could not fork a spare cookiecutter child", exc_info=True)
         finally:
-            for fd in (job_r, result_w, output_w):
-                os.close(fd)
+            with self._lock:
+                self._replenishing = False
+
+    def _adopt(self) -> None:
+        """After a fork of this process, leave the parent's children and server alone."""
+        if self._owner != os.getpid():
+            self._owner = os.getpid()
+            self._server, self._spares, self._children = None, [], set()
+            self._replenishing = False
 
     def _server_for_use(self, *, wait: bool) -> _ForkServer:
         if self._closed:
             raise ScaffolderError("The cookiecutter pool is closed")
+        self._adopt()
         server = self._server
         if server is None or not server.usable():
             if server is not None:
@@ -314,9 +411,9 @@ class _ForkServer:
             raise _ServerGone(str(message.get("error") or message).strip().splitlines()[-1])
         self.ready = True
 
-    def fork(self, fds: tuple[int, int, int]) -> int:
+    def fork(self, kind: bytes, fds: tuple[int, int, int]) -> int:
         try:
-            socket.send_fds(self.control, [b"fork"], list(fds))
+            socket.send_fds(self.control, [kind], list(fds))
         except OSError as exc:
             raise _ServerGone(str(exc)) from None
         message = self._receive(10.0)
@@ -355,9 +452,15 @@ class _Child:
     job_w: int
     result_r: int
     output_r: int
+    spare: bool = False
     timed_out: bool = False
     _done: bool = field(default=False, repr=False)
     _closed: bool = field(default=False, repr=False)
+
+    def waiting(self) -> bool:
+        """Whether a spare is still alive (it writes nothing before its job: EOF is death)."""
+        readable, _, _ = select.select([self.result_r], [], [], 0)
+        return not readable
 
     def send(self, job: bytes) -> None:
         try:
@@ -382,42 +485,43 @@ class _Child:
         on_output: Callable[[str], None],
         on_message: Callable[[dict[str, Any]], None],
     ) -> None:
-        """Read both pipes to EOF, passing on output lines and protocol messages."""
+        """Read the pipes until the child answers (or dies), passing on output lines and
+        protocol messages."""
         lines = _Lines(on_output)
         result_buffer = b""
         deadline = time.monotonic() + timeout
+        answered = False
         with selectors.DefaultSelector() as selector:
             selector.register(self.result_r, selectors.EVENT_READ)
             selector.register(self.output_r, selectors.EVENT_READ)
-            while selector.get_map():
+            while not answered and self.result_r in selector.get_map():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    if not self._done:
-                        self.timed_out = True
-                        self.terminate()
+                    self.timed_out = True
                     break
                 for key, _events in selector.select(min(remaining, 1.0)):
-                    fd = key.fd
-                    data = os.read(fd, 65536)
-                    if fd == self.output_r:
-                        if data:
-                            lines.feed(data)
-                        else:
-                            selector.unregister(fd)
-                        continue
-                    if data:
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        selector.unregister(key.fd)
+                    elif key.fd == self.output_r:
+                        lines.feed(data)
+                    else:
                         result_buffer += data
                         *complete, result_buffer = result_buffer.split(b"\n")
                         for line in complete:
-                            if line:
-                                on_message(json.loads(line))
-                        continue
-                    selector.unregister(fd)
-                    # The child has exited: kill anything its hooks left running, and give
-                    # their output a moment to arrive.
-                    self.terminate()
-                    self._done = True
-                    deadline = min(deadline, time.monotonic() + _DRAIN_SECONDS)
+                            message = json.loads(line)
+                            answered = answered or "log" not in message
+                            on_message(message)
+            # The child has answered or died: stop anything its hooks left running, then take
+            # the output they wrote (it is in the pipe already).
+            self.terminate()
+            self._done = True
+            if self.output_r in selector.get_map():
+                while selector.select(0):
+                    data = os.read(self.output_r, 65536)
+                    if not data:
+                        break
+                    lines.feed(data)
         lines.flush()
 
     def close(self) -> None:

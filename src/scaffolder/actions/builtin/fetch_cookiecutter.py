@@ -164,12 +164,38 @@ def create_fetch_cookiecutter_action(
         result = pool.render(
             job, signal=ctx.signal, on_output=ctx.logger.info, on_log=ctx.logger.info
         )
-        generated = _generated_dir(job.output_dir, result.project_dir)
-        copy_tree(ctx, generated, target)
+        _place(ctx, _generated_dir(job.output_dir, result.project_dir), target)
         shown = "./" if target_input is None else str(target_input)
         ctx.logger.info(f"Generated {result.files} files into {shown}")
 
     return build_action(ACTION_ID, handler, supports_dry_run=True)
+
+
+def _place(ctx: ActionContext, generated: Path, target: Path) -> None:
+    """Put the generated tree over ``target``, as upstream's ``fs.copy`` does.
+
+    When nothing at the top of ``target`` has a generated name and the tree holds no symbolic
+    links, its entries are moved rather than copied (same filesystem: the step directory sits
+    beside the workspace).
+    """
+    entries = os.listdir(generated)
+    if not any(os.path.lexists(target / name) for name in entries) and not _has_links(generated):
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            for name in entries:
+                os.rename(generated / name, target / name)
+            return
+        except OSError:
+            pass  # another filesystem: copy what is left
+    copy_tree(ctx, generated, target)
+
+
+def _has_links(root: Path) -> bool:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                return True
+    return False
 
 
 def _generated_dir(output_dir: Path, reported: Path) -> Path:
