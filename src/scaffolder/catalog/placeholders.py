@@ -37,7 +37,8 @@ def _placeholder(value: Any) -> tuple[str, Any] | None:
 
 
 def resolve_placeholders(entity: Any, location: LocationSpec, read: Reader) -> Any:
-    """``entity`` with every placeholder replaced by what it names.
+    """``entity`` with every placeholder replaced by what it names (the same object when
+    there is none).
 
     Raises:
         EntityError: upstream's ``Placeholder $<key> ...`` errors.
@@ -46,9 +47,11 @@ def resolve_placeholders(entity: Any, location: LocationSpec, read: Reader) -> A
     if found is not None:
         return _resolve(found[0], found[1], location, read)
     if isinstance(entity, list):
-        return [resolve_placeholders(item, location, read) for item in entity]
+        items = [resolve_placeholders(item, location, read) for item in entity]
+        return entity if all(a is b for a, b in zip(items, entity, strict=True)) else items
     if isinstance(entity, dict) and not any(str(k).startswith("$") for k in entity):
-        return {k: resolve_placeholders(v, location, read) for k, v in entity.items()}
+        values = {k: resolve_placeholders(v, location, read) for k, v in entity.items()}
+        return entity if all(values[k] is v for k, v in entity.items()) else values
     return entity
 
 

@@ -13,7 +13,6 @@ catalog already had from that file.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -54,6 +53,8 @@ class Deferred:
 
     entity: dict[str, Any]
     location_key: str
+    #: False when the file has no ``$text``/``$json``/``$yaml`` at all (nothing to resolve).
+    placeholders: bool = True
 
 
 @dataclass(kw_only=True)
@@ -114,12 +115,15 @@ class Processor:
 
     # --- one entity ---------------------------------------------------------------------
 
-    def process(self, unprocessed: Mapping[str, Any]) -> Result:
-        """Run one entity through the pipeline (it must carry its location annotations)."""
+    def process(self, unprocessed: Mapping[str, Any], *, placeholders: bool = True) -> Result:
+        """Run one entity through the pipeline (it must carry its location annotations).
+
+        ``placeholders=False`` skips the placeholder walk (its file has none).
+        """
         result = Result(entity=None)
         try:
             try:
-                entity = copy.deepcopy(check_envelope(dict(unprocessed)))
+                entity = plain_copy(check_envelope(dict(unprocessed)))
             except EntityError as exc:
                 raise input_error(
                     "Entity envelope failed validation before processing", exc
@@ -129,9 +133,10 @@ class Processor:
             origin = self._annotation(entity, ANNOTATION_ORIGIN_LOCATION, ref)
             entity = self._annotate(entity, location, origin)
             try:
-                entity = resolve_placeholders(
-                    entity, location, lambda value: self._read_placeholder(value, location)
-                )
+                if placeholders:
+                    entity = resolve_placeholders(
+                        entity, location, lambda value: self._read_placeholder(value, location)
+                    )
             except EntityError as exc:
                 raise input_error(
                     "Processor PlaceholderProcessor threw an error while preprocessing", exc
@@ -313,12 +318,13 @@ class Processor:
             return
         for file in files:
             here = LocationSpec(type=spec.type, target=file.target)
+            placeholders = any(marker in file.data for marker in (b"$text", b"$json", b"$yaml"))
             for parsed in parse_entity_yaml(file.data, here):
                 if parsed.error is not None:
                     result.errors.append(parsed.error)
                     result.incomplete.add(here.key)
                 elif parsed.entity is not None:
-                    self._receive(parsed.entity, here, parent, result)
+                    self._receive(parsed.entity, here, parent, result, placeholders)
 
     def _receive(
         self,
@@ -326,6 +332,7 @@ class Processor:
         location: LocationSpec,
         parent: Mapping[str, Any],
         result: Result,
+        placeholders: bool = True,
     ) -> None:
         """ProcessorOutputCollector: check the envelope and stamp the child's locations."""
         try:
@@ -351,7 +358,11 @@ class Processor:
             },
         }
         result.deferred.append(
-            Deferred(entity={**child, "metadata": metadata}, location_key=location.key)
+            Deferred(
+                entity={**child, "metadata": metadata},
+                location_key=location.key,
+                placeholders=placeholders,
+            )
         )
 
     # --- a whole tree -------------------------------------------------------------------
@@ -359,11 +370,11 @@ class Processor:
     def walk(self, root: Mapping[str, Any], root_location_key: str) -> Tree:
         """Process a root Location entity and everything it yields, breadth first."""
         tree = Tree()
-        queue: deque[tuple[dict[str, Any], str, str | None, int]] = deque(
-            [(dict(root), root_location_key, None, 0)]
+        queue: deque[tuple[dict[str, Any], str, str | None, int, bool]] = deque(
+            [(dict(root), root_location_key, None, 0, True)]
         )
         while queue:
-            unprocessed, location_key, parent_ref, depth = queue.popleft()
+            unprocessed, location_key, parent_ref, depth, placeholders = queue.popleft()
             ref = ref_of(unprocessed)
             seen = tree.items.get(ref)
             if seen is not None:
@@ -372,7 +383,7 @@ class Processor:
                         conflict_error(ref, seen.location_key, location_key)
                     )
                 continue
-            result = self.process(unprocessed)
+            result = self.process(unprocessed, placeholders=placeholders)
             tree.items[ref] = Item(
                 ref=ref,
                 location_key=location_key,
@@ -387,7 +398,9 @@ class Processor:
             if depth >= MAX_DEPTH:
                 continue
             for deferred in result.deferred:
-                queue.append((deferred.entity, deferred.location_key, ref, depth + 1))
+                queue.append(
+                    (deferred.entity, deferred.location_key, ref, depth + 1, deferred.placeholders)
+                )
         return tree
 
     def dry_run(self, root: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -412,6 +425,15 @@ class Processor:
             stack.extend(d.entity for d in result.deferred)
             entities.append(result.entity)
         return entities
+
+
+def plain_copy(value: Any) -> Any:
+    """A copy of a JSON value (several times faster than ``copy.deepcopy``)."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_copy(v) for v in value]
+    return value
 
 
 def allowed_types_error(types: tuple[str, ...]) -> EntityError:

@@ -7,8 +7,9 @@ A predicate is what ``POST /entities/by-query`` takes (CONTRACT §8.4)::
      "$not": ..., "$all": [...], "$any": [...]}
 
 ``filter=kind=component,spec.type=service`` query params become the same predicates. Each
-field condition is an ``EXISTS`` on the search index (``catalog_search``, indexed on key,
-value and entity), so every filter is answered by index lookups, never by loading entities.
+field condition is a membership test in a sub-select of the search index (``catalog_search``,
+indexed on key, value and entity), so every filter is answered from that index, never by
+loading entities.
 """
 
 from __future__ import annotations
@@ -173,12 +174,14 @@ class SqlFilter:
         self.params: list[Any] = []
 
     def _exists(self, condition: str, params: Sequence[Any], negate: bool = False) -> str:
+        # `id IN (subquery)` rather than a correlated EXISTS: SQLite builds the (usually
+        # short) list of matching ids once from the (key, value) index, then tests
+        # membership, instead of probing the index once per candidate entity.
         self.params.extend(params)
-        sql = (
-            f"EXISTS (SELECT 1 FROM catalog_search s WHERE s.entity_id = {self.entity_id} "
-            f"AND {condition})"
+        return (
+            f"{self.entity_id} {'NOT IN' if negate else 'IN'} "
+            f"(SELECT s.entity_id FROM catalog_search s WHERE {condition})"
         )
-        return f"NOT {sql}" if negate else sql
 
     def compile(self, predicate: Mapping[str, Any]) -> str:
         """The SQL condition for ``predicate`` (parameters accumulate in ``params``)."""

@@ -15,7 +15,6 @@ these bytes into its responses.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -45,6 +44,14 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - an etag, not security
 
 
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Stitched:
     """A stitched entity: its served JSON, hash and etag, and the entity itself."""
@@ -63,7 +70,7 @@ def stitch(
     orphan: bool = False,
 ) -> Stitched:
     """Build the served entity from the processed one (which carries its uid)."""
-    entity = copy.deepcopy(dict(processed))
+    entity = _copy(dict(processed))
     metadata = entity["metadata"]
     if orphan:
         metadata["annotations"] = {**(metadata.get("annotations") or {}), ANNOTATION_ORPHAN: "true"}

@@ -24,7 +24,8 @@ from scaffolder.errors import InputError
 #: One legacy filter: each key maps to the values it may have (None = the key must exist).
 Filter = Mapping[str, Sequence[str | None]]
 
-SORT_ALIASES = ("asc", "desc")
+#: The search key every stitched entity has exactly once (its uid): the visible entities.
+UID_KEY = "metadata.uid"
 
 
 class CatalogStore(Protocol):
@@ -277,7 +278,6 @@ class SqlCatalogStore:
             if first.get("fullTextFilter") is not None:
                 state["fullTextFilter"] = first["fullTextFilter"]
             total_mode = str(first.get("totalItemsMode") or "include")
-            offset_applies = True
         should_count = state.get("totalItems") is None and total_mode != "exclude"
         backwards = bool(state.get("isPrevious"))
         sort = state["orderFields"][0] if state["orderFields"] else None
@@ -297,15 +297,15 @@ class SqlCatalogStore:
                     where.params.append(pattern)
                 else:
                     parts.append(
-                        "e.id IN (SELECT t.entity_id FROM catalog_search t WHERE t.key IN "
-                        f"({_marks(len(text_fields))}) AND t.value LIKE ?)"
+                        f"{where.entity_id} IN (SELECT t.entity_id FROM catalog_search t "
+                        f"WHERE t.key IN ({_marks(len(text_fields))}) AND t.value LIKE ?)"
                     )
                     where.params.extend([*text_fields, pattern])
             return " AND ".join(parts) if parts else "1 = 1"
 
-        where = SqlFilter()
         order = "DESC" if descending != backwards else "ASC"
         if sort_key:
+            where = SqlFilter("s.entity_id")
             params: list[Any] = [sort_key]
             condition = apply(where, True)
             sql = (
@@ -315,23 +315,29 @@ class SqlCatalogStore:
                 f"AND {condition}"
             )
             params.extend(where.params)
+            uid = "e.uid"
         else:
+            # Every stitched entity has exactly one `metadata.uid` search row: walking those
+            # in index order is walking the visible entities by uid.
+            where = SqlFilter("u.entity_id")
             condition = apply(where, False)
             sql = (
-                "SELECT e.uid, e.final_entity FROM catalog_entities e "
-                f"WHERE e.final_entity IS NOT NULL AND {condition}"
+                "SELECT u.value, e.final_entity FROM catalog_search u "
+                "JOIN catalog_entities e ON e.id = u.entity_id "
+                f"WHERE u.key = '{UID_KEY}' AND {condition}"
             )
             params = list(where.params)
+            uid = "u.value"
         values = state.get("orderFieldValues")
         if values and len(values) == 2 and sort_key:
             op = "<" if backwards != descending else ">"
             sql += f" AND (s.value {op} ? OR (s.value = ? AND e.uid {op} ?))"
             params.extend([values[0], values[0], values[1]])
         elif values and len(values) == 1:
-            sql += f" AND e.uid {'<' if backwards else '>'} ?"
+            sql += f" AND {uid} {'<' if backwards else '>'} ?"
             params.append(values[0])
         sql += (
-            f" ORDER BY s.value {order}, e.uid {order}" if sort_key else f" ORDER BY e.uid {order}"
+            f" ORDER BY s.value {order}, e.uid {order}" if sort_key else f" ORDER BY {uid} {order}"
         )
         sql += " LIMIT ?"
         params.append(limit if backwards else limit + 1)
@@ -385,7 +391,6 @@ class SqlCatalogStore:
             and sort_values(first_row) != state.get("firstSortFieldValues")
             else None
         )
-        del offset_applies
         return QueryPage(
             items=[str(r[1]) for r in rows],
             total_items=total,
@@ -406,13 +411,13 @@ class SqlCatalogStore:
         return filters[0] if filters else None
 
     def _count(self, sort_key: str | None, apply: Any) -> int:
-        where = SqlFilter()
+        where = SqlFilter("u.entity_id")
         params: list[Any] = []
-        sql = "SELECT count(*) FROM catalog_entities e WHERE e.final_entity IS NOT NULL"
+        sql = f"SELECT count(*) FROM catalog_search u WHERE u.key = '{UID_KEY}'"
         if sort_key:
             sql += (
-                " AND EXISTS (SELECT 1 FROM catalog_search c WHERE c.entity_id = e.id "
-                "AND c.key = ? AND c.value IS NOT NULL)"
+                " AND u.entity_id IN (SELECT c.entity_id FROM catalog_search c "
+                "WHERE c.key = ? AND c.value IS NOT NULL)"
             )
             params.append(sort_key)
         condition = apply(where, False)
@@ -452,12 +457,9 @@ class SqlCatalogStore:
             f"WHERE s.key IN ({_marks(len(keys))}) AND s.original_value IS NOT NULL"
         )
         if predicate is not None:
-            where = SqlFilter()
-            condition = where.compile(predicate)
-            sql += (
-                " AND s.entity_id IN (SELECT e.id FROM catalog_entities e "
-                f"WHERE e.final_entity IS NOT NULL AND {condition})"
-            )
+            # Search rows exist only for stitched entities: the filter applies to them as is.
+            where = SqlFilter("s.entity_id")
+            sql += f" AND {where.compile(predicate)}"
             params.extend(where.params)
         sql += " GROUP BY s.key, s.original_value ORDER BY s.key, s.original_value"
         rows = self._all(sql, params)

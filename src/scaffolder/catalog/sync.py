@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,9 @@ from scaffolder.db.raw import RawDatabase
 from scaffolder.tasks.model import utcnow
 
 CHUNK = 500
+#: SQLite page cache during a sync, in KiB (the default is 2 MiB; the search index of ten
+#: thousand entities needs far more to be written without re-reading its own pages).
+SYNC_CACHE_KIB = 65536
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +106,18 @@ class Syncer:
     def __init__(self, db: RawDatabase) -> None:
         self.db = db
 
+    @contextmanager
+    def _big_cache(self, cur: Any) -> Iterator[None]:
+        """A larger SQLite page cache while a sync writes (index inserts stay in memory)."""
+        if not self.db.sqlite:
+            yield
+            return
+        cur.execute(f"PRAGMA cache_size=-{SYNC_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            cur.execute("PRAGMA cache_size=-2000")
+
     # --- reads inside the transaction ---------------------------------------------------
 
     def _rows_where(self, cur: Any, where: str, params: Sequence[Any]) -> dict[str, Row]:
@@ -121,7 +137,7 @@ class Syncer:
     def sync(self, source_key: str, tree: Tree, *, keep_orphans: bool) -> SyncReport:
         """Make the database hold what ``tree`` says ``source_key`` emits now."""
         report = SyncReport()
-        with self.db.cursor(write=True) as cur:
+        with self.db.cursor(write=True) as cur, self._big_cache(cur):
             existing = self._rows_where(cur, "source_key = ?", [source_key])
             elsewhere = self._rows_by_refs(cur, [r for r in tree.items if r not in existing])
             accepted = self._accept(tree, existing, elsewhere, report)
