@@ -205,12 +205,11 @@ class Processor:
                     message=f"Placeholder may only reference files in the directory of "
                     f"{location.target}",
                 )
-            try:
-                files = self.reader.read_files(path)
-            except ReadError as exc:
-                raise EntityError(name=exc.name, message=exc.message) from None
+            files = self.reader.read_files(path)
             if not files:
                 raise EntityError(name="NotFoundError", message=f"file {path} does not exist")
+            if files[0].error is not None:
+                raise EntityError(name="Error", message=files[0].error.message)
             return files[0].data
         elif location.type == "url":
             url = self._absolute(location, "url", value)
@@ -318,6 +317,10 @@ class Processor:
             return
         for file in files:
             here = LocationSpec(type=spec.type, target=file.target)
+            if file.error is not None:
+                result.errors.append(plain_error(file.error.message))
+                result.incomplete.add(here.key)
+                continue
             placeholders = any(marker in file.data for marker in (b"$text", b"$json", b"$yaml"))
             for parsed in parse_entity_yaml(file.data, here):
                 if parsed.error is not None:

@@ -44,10 +44,12 @@ class ReadError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class ReadFile:
-    """One file a target named: its own location target (a path or URL) and its bytes."""
+    """One file a target named: its own location target (a path or URL) and its bytes, or
+    why it could not be read (the other files of a glob are still read)."""
 
     target: str
-    data: bytes
+    data: bytes = b""
+    error: ReadError | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,7 +273,7 @@ class UrlReader:
             except requests.RequestException as exc:
                 raise ReadError("Error", f"Unable to read {current}, {exc}") from exc
             with response:
-                if response.ok:
+                if 200 <= response.status_code < 300:
                     return self._body(response, current, deadline)
                 location = response.headers.get("location")
                 if follow or response.status_code not in (301, 302, 307, 308) or not location:
@@ -307,11 +309,8 @@ class UrlReader:
         return b"".join(chunks)
 
     def read_files(self, target: str) -> list[ReadFile]:
-        """The files a ``file`` target (a path or a glob) names, sorted.
-
-        Raises:
-            ReadError: when a file cannot be read or is too large.
-        """
+        """The files a ``file`` target (a path or a glob) names, sorted; one that cannot be
+        read (or is too large) carries its error instead of its bytes."""
         if glob.has_magic(target):
             paths = sorted(glob.glob(target, recursive=True))
         else:
@@ -320,18 +319,23 @@ class UrlReader:
         for path in paths:
             if Path(path).is_dir():
                 continue
+            normalized = os.path.normpath(path)
             try:
                 size = Path(path).stat().st_size
                 if size > self.max_bytes:
-                    raise ReadError(
+                    error = ReadError(
                         "Error",
                         f"file {target} could not be read, {path} is larger than "
                         f"{self.max_bytes} bytes",
                     )
+                    files.append(ReadFile(target=normalized, error=error))
+                    continue
                 data = Path(path).read_bytes()
             except OSError as exc:
-                raise ReadError("Error", f"file {target} could not be read, {exc}") from exc
-            files.append(ReadFile(target=os.path.normpath(path), data=data))
+                error = ReadError("Error", f"file {target} could not be read, {exc}")
+                files.append(ReadFile(target=normalized, error=error))
+                continue
+            files.append(ReadFile(target=normalized, data=data))
         return files
 
 
