@@ -398,6 +398,55 @@ def test_untrusted_templates_render_in_the_sandbox(
     assert "object" in tree(workspace)["x.txt"]
 
 
+def test_jinja2_env_vars_and_new_lines(
+    run_action: RunAction, action: TemplateAction, workspace: Path, tmp_path: Path
+) -> None:
+    write_tree(
+        tmp_path / "tpl",
+        {
+            "template.yaml": "",
+            "t/cookiecutter.json": (
+                '{"name": "x", "_new_lines": "\\r\\n", "_jinja2_env_vars": {"trim_blocks": true, '
+                '"lstrip_blocks": true, "variable_start_string": "[[", "variable_end_string": "]]"}}'
+            ),
+            "t/[[cookiecutter.name]]/a.txt": "  {% if true %}\n[[ cookiecutter.name ]]\n  {% endif %}\nend\n",
+        },
+    )
+
+    run_action(
+        action,
+        {"url": "./t", "values": {"name": "{{ 7*7 }}"}},
+        template_info={"baseUrl": f"file://{tmp_path}/tpl/template.yaml"},
+    )
+
+    assert (workspace / "a.txt").read_bytes() == b"{{ 7*7 }}\r\nend\r\n"
+
+
+def test_untrusted_templates_may_not_set_other_jinja2_options(
+    run_action: RunAction, action: TemplateAction, tmp_path: Path
+) -> None:
+    write_tree(
+        tmp_path / "tpl",
+        {
+            "template.yaml": "",
+            "t/cookiecutter.json": '{"name": "x", "_jinja2_env_vars": {"cache_size": 0}}',
+            "t/{{cookiecutter.name}}/a.txt": "a",
+        },
+    )
+
+    with pytest.raises(
+        InputError,
+        match=r"sets _jinja2_env_vars\.cache_size; an untrusted template may only change "
+        r"Jinja2's syntax and whitespace options\. To trust it, add .* to "
+        r"scaffolder\.trustedTemplates",
+    ):
+        run_action(
+            action,
+            {"url": "./t", "values": {}},
+            template_info={"baseUrl": f"file://{tmp_path}/tpl/template.yaml"},
+        )
+
+
 # --- hooks ---------------------------------------------------------------------------------
 
 
