@@ -75,7 +75,7 @@ def test_location_targets_resolve_relative_to_their_file(
     )
     one = write_yaml(catalog_dir / "nested" / "one.yaml", component("one"))
     write_yaml(catalog_dir / "nested" / "two" / "a.yaml", component("two-a"))
-    services, client = file_catalog()
+    _, client = file_catalog()
 
     assert (
         _entity(client, "component:default/one")["metadata"]["annotations"][

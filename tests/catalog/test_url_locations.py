@@ -125,7 +125,7 @@ def test_redirects_off_the_allow_list_and_oversized_bodies_are_refused(
         status=302,
         headers={"location": "https://evil.example.com/a.yaml"},
     )
-    with pytest.raises(ReadError, match="URL not allowed by backend.reading.allow"):
+    with pytest.raises(ReadError, match=r"URL not allowed by backend\.reading\.allow"):
         reader.read_url("https://ok.example.com/a.yaml")
     assert [c.request.url for c in mocked.calls] == ["https://ok.example.com/a.yaml"]
 
