@@ -1,7 +1,14 @@
-"""Shared fixtures: settings on a temp dir, the real services, the Flask app and client."""
+"""Shared fixtures: settings on a temp dir, the real services, the Flask app and client.
+
+The database is SQLite unless a test module asks for both engines with
+``pytestmark = pytest.mark.both_engines``: its tests that use `db_url` (through
+`make_settings`, `settings`, `services`, `app` or `client`) then run once on SQLite and once
+on a fresh PostgreSQL database (`postgres`).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +21,7 @@ from flask.testing import FlaskClient
 from scaffolder.app import create_app
 from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings, load_config
+from tests.postgres.cluster import ENV_URL, LocalCluster, PostgresServer, PostgresUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_TEMPLATES = REPO / "tests" / "fixtures" / "templates"
@@ -26,14 +34,67 @@ HELLO_VALUES = {
 }
 
 
+ENGINES = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_engines: run the module's database tests on SQLite and PostgreSQL"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("db_url", ENGINES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server to create test databases on.
+
+    ``SCAFFOLDER_TEST_POSTGRES_URL`` if set, else a throwaway cluster from the Debian
+    binaries. Without binaries the test fails in CI (``CI=true``) and is skipped elsewhere.
+    """
+    url = os.environ.get(ENV_URL)
+    if url:
+        server = PostgresServer(url)
+        yield server
+        server.close()
+        return
+    try:
+        cluster = LocalCluster()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        server = PostgresServer(cluster.start())
+        yield server
+        server.close()
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test's database URL: SQLite in ``tmp_path``, or a fresh PostgreSQL database."""
+    engine = getattr(request, "param", "sqlite")
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, db_url: str) -> Callable[..., Settings]:
     """Settings on a temp database and working directory, with extra config merged in."""
 
     def make(extra: dict[str, Any] | None = None, **backend: Any) -> Settings:
         config: dict[str, Any] = {
             "backend": {
-                "database": {"connection": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+                "database": {"connection": db_url},
                 "workingDirectory": str(tmp_path / "work"),
                 "auth": {"dangerouslyDisableDefaultAuthPolicy": True},
                 **backend,

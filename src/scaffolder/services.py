@@ -49,6 +49,7 @@ class Services:
         self.catalog.close()
         if self.worker is not None:
             self.worker.stop()
+        self.broker.close()
         if self.cookiecutter_pool is not None:
             self.cookiecutter_pool.close()
         self.engine.dispose()
@@ -84,6 +85,7 @@ def build_services(
         environment_secrets=settings.default_environment_secrets,
     )
     broker = TaskBroker(SqlTaskStore(engine))
+    broker.start()  # on PostgreSQL: hear other processes' tasks and events (LISTEN)
     settings.working_directory.mkdir(parents=True, exist_ok=True)
     services = Services(
         settings=settings,

@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from scaffolder.actions.base import ActionContext, CancelSignal, TemplateAction
 from scaffolder.services import Services
 from tests.conftest import wait_for_status
+
+pytestmark = pytest.mark.both_engines
 
 
 def _template(services: Services, name: str, spec: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import yaml
 from flask.testing import FlaskClient
@@ -16,6 +17,8 @@ from flask.testing import FlaskClient
 from scaffolder.db.tables import task_events, tasks
 from scaffolder.services import Services
 from tests.conftest import FIXTURE_TEMPLATES, HELLO_VALUES, wait_for_status
+
+pytestmark = pytest.mark.both_engines
 
 SCAFFOLDER = "/api/scaffolder"
 

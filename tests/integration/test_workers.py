@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from scaffolder.app import create_app
 from scaffolder.services import build_services
 from scaffolder.settings import Settings
 from tests.conftest import HELLO_VALUES, wait_for_status
+
+pytestmark = pytest.mark.both_engines
 
 
 def test_separate_worker_runs_tasks_from_the_api(make_settings: Callable[..., Settings]) -> None:

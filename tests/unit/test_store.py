@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,12 +14,15 @@ from scaffolder.errors import ConflictError, NotFoundError
 from scaffolder.tasks.model import EventType, TaskStatus
 from scaffolder.tasks.store import SqlTaskStore, TaskFilter
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
-def engine(tmp_path: Path) -> sa.Engine:
-    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(db_url)
     upgrade(engine)
-    return engine
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -14,6 +14,13 @@ from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+#: Advisory lock key that serializes migrations between processes on PostgreSQL
+#: (``int.from_bytes(b"scaffold", "big") >> 1``, any constant of our own would do).
+MIGRATION_LOCK_KEY = int.from_bytes(b"scaffold", "big") >> 1
+#: Connections a PostgreSQL engine keeps, and how many more it may open under load.
+PG_POOL_SIZE = 10
+PG_POOL_OVERFLOW = 30
+
 #: Execution option that makes a SQLite transaction take the write lock when it begins.
 IMMEDIATE = "scaffolder_immediate"
 
@@ -50,6 +57,8 @@ def create_engine(url: str) -> sa.Engine:
     ``sqlite:///var/scaffolder.db`` works on a fresh checkout.
     """
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _create_postgres_engine(parsed)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True, future=True)
 
@@ -86,13 +95,42 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _create_postgres_engine(url: sa.URL) -> sa.Engine:
+    # `postgresql://` alone would mean psycopg2, which we do not ship; psycopg (3) is the driver.
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(
+        url,
+        future=True,
+        pool_pre_ping=True,
+        # Each worker slot, the event writer, the heartbeat and the HTTP threads take a
+        # connection for one statement or one short transaction at a time.
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_POOL_OVERFLOW,
+    )
+    from scaffolder.db.postgres import track_backend_pids
+
+    track_backend_pids(engine)
+    return engine
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Run the Alembic migrations up to ``revision``."""
+    """Run the Alembic migrations up to ``revision``.
+
+    On PostgreSQL the migration transaction first takes an advisory lock, so processes that
+    start together migrate one after the other: the first upgrades, the others find the
+    schema at head and do nothing. (DDL is transactional there, so the lock is held until
+    the new schema is committed.)
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -1,8 +1,10 @@
-"""The broker: the store plus in-process wake-ups.
+"""The broker: the store plus wake-ups, in process and across processes.
 
 Upstream Backstage polls its database once a second for new events and cancels; here a write
-wakes the readers of that task at once (`EventHub`). Readers still re-query the database on a
-short timeout, so events written by another process (``scaffolder worker``) arrive too.
+wakes the readers of that task at once (`EventHub`). Writes from other processes (a
+``scaffolder worker``, another ``scaffolder serve``) arrive through PostgreSQL's
+``LISTEN/NOTIFY`` (`PgListener`), with a slow safety poll behind it. SQLite has no such
+channel: there readers and idle workers re-query the database every second.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from scaffolder.db.postgres import (
+    TASK_CANCELS_CHANNEL,
+    TASK_EVENTS_CHANNEL,
+    TASKS_CHANNEL,
+    PgListener,
+)
 from scaffolder.tasks.model import EventType, TaskEvent, TaskStatus
 from scaffolder.tasks.store import SqlTaskStore
 
@@ -23,8 +31,11 @@ log = logging.getLogger(__name__)
 
 #: Most events one write transaction takes.
 MAX_EVENT_BATCH = 500
-#: How often a waiting reader re-queries the database when no in-process wake-up came.
+#: How often a waiting reader or idle worker re-queries the database when nothing woke it,
+#: for writes by other processes that nothing announces (SQLite, or a lost LISTEN connection).
 CROSS_PROCESS_POLL_SECONDS = 1.0
+#: The same while ``LISTEN/NOTIFY`` announces every write: only a safety net.
+NOTIFIED_POLL_SECONDS = 30.0
 
 
 class EventHub:
@@ -66,10 +77,20 @@ class EventHub:
             self._work_generation += 1
             self._work.notify_all()
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Sleep until `work_available` or ``timeout``."""
+    @property
+    def work_generation(self) -> int:
+        """A counter `work_available` bumps; read it before looking for work."""
         with self._work:
-            generation = self._work_generation
+            return self._work_generation
+
+    def wait_for_work(self, timeout: float, since: int | None = None) -> None:
+        """Sleep until `work_available` (after ``since``, a `work_generation`) or ``timeout``.
+
+        Pass ``since`` read before the failed claim, so a dispatch between that claim and
+        this call is not slept through.
+        """
+        with self._work:
+            generation = self._work_generation if since is None else since
             self._work.wait_for(lambda: self._work_generation != generation, timeout)
 
     def on_cancel(self, callback: Callable[[str], None]) -> None:
@@ -80,6 +101,14 @@ class EventHub:
         """Tell in-process workers that ``task_id`` was cancelled."""
         for callback in list(self._cancel_listeners):
             callback(task_id)
+
+    def wake_all(self) -> None:
+        """Wake every reader and idle worker, to look at the database again."""
+        with self._lock:
+            listeners = [flag for flags in self._listeners.values() for flag in flags]
+        for flag in listeners:
+            flag.set()
+        self.work_available()
 
 
 class EventWriter:
@@ -146,6 +175,35 @@ class TaskBroker:
         self.store = store
         self.hub = hub or EventHub()
         self.events = EventWriter(store, self.hub)
+        self.listener: PgListener | None = None
+        if store.notifies:
+            hub_ = self.hub
+            self.listener = PgListener(
+                store.engine,
+                {
+                    TASK_EVENTS_CHANNEL: hub_.published,
+                    TASKS_CHANNEL: lambda _task_id: hub_.work_available(),
+                    TASK_CANCELS_CHANNEL: hub_.cancelled,
+                },
+                on_reset=hub_.wake_all,
+            )
+
+    @property
+    def poll_seconds(self) -> float:
+        """How long a waiter may sleep before it must look at the database itself."""
+        if self.listener is not None and self.listener.connected:
+            return NOTIFIED_POLL_SECONDS
+        return CROSS_PROCESS_POLL_SECONDS
+
+    def start(self) -> None:
+        """Start hearing other processes' writes (PostgreSQL; nothing to do on SQLite)."""
+        if self.listener is not None:
+            self.listener.start()
+
+    def close(self) -> None:
+        """Stop hearing other processes' writes."""
+        if self.listener is not None:
+            self.listener.close()
 
     def dispatch(
         self, *, spec: dict[str, Any], secrets: dict[str, str] | None, created_by: str | None
@@ -205,4 +263,4 @@ class TaskBroker:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (stop is not None and stop.is_set()):
                     return []
-                flag.wait(min(remaining, CROSS_PROCESS_POLL_SECONDS))
+                flag.wait(min(remaining, self.poll_seconds))

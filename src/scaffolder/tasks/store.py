@@ -3,6 +3,9 @@
 State transitions are conditional UPDATEs on the expected status, so two processes racing for
 the same task can never both win: losing is "nothing to claim" or a `ConflictError`. The
 statements go to the driver directly (`RawDatabase`): they run ~30 times per task.
+
+On PostgreSQL every write also sends its ``pg_notify`` in the same transaction (see
+`scaffolder.db.postgres`), so other processes hear of it exactly when they can read it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from scaffolder.db.postgres import TASK_CANCELS_CHANNEL, TASK_EVENTS_CHANNEL, TASKS_CHANNEL
 from scaffolder.db.raw import RawDatabase
 from scaffolder.errors import ConflictError, NotFoundError
 from scaffolder.tasks.model import (
@@ -53,6 +57,8 @@ class SqlTaskStore:
     def __init__(self, engine: sa.Engine) -> None:
         self._db = RawDatabase(engine)
         sql = self._db.sql
+        self._sql_notify = sql("SELECT pg_notify(?, ?)")
+        self._sql_notify_many = sql("SELECT pg_notify(?, t) FROM unnest(?::text[]) AS t")
         self._sql_get_task = sql(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?")
         self._sql_insert_event = sql(
             "INSERT INTO task_events (task_id, body, event_type, created_at) "
@@ -68,6 +74,16 @@ class SqlTaskStore:
             f"SELECT {_EVENT_COLUMNS} FROM task_events "
             "WHERE task_id = ? AND (id > ? OR event_type = 'completion') ORDER BY id"
         )
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine the store writes to."""
+        return self._db.engine
+
+    @property
+    def notifies(self) -> bool:
+        """Whether writes send notifications to other processes (PostgreSQL)."""
+        return self._db.postgres
 
     # --- tasks -------------------------------------------------------------------------
 
@@ -91,6 +107,7 @@ class SqlTaskStore:
                     created_by,
                 ),
             )
+            self._notify(cur, TASKS_CHANNEL, task_id)
         return task_id
 
     def get_task(self, task_id: str) -> Task:
@@ -112,7 +129,7 @@ class SqlTaskStore:
                 params.extend(values)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         order = [
-            f"{field} {'DESC' if direction == 'desc' else 'ASC'}"
+            self._order_term(field, direction)
             for field, direction in query.order
             if field in ORDER_FIELDS
         ]
@@ -214,7 +231,9 @@ class SqlTaskStore:
                     f"Refusing to update status of run {task_id} to status {status.value} "
                     "as it is currently not processing or does not exist"
                 )
-            return self._insert_event(cur, task_id, EventType.COMPLETION, body)
+            event = self._insert_event(cur, task_id, EventType.COMPLETION, body)
+            self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
+            return event
 
     def cancel_task(self, task_id: str) -> tuple[TaskEvent, TaskEvent | None]:
         """Record a cancel: a ``cancelled`` event, secrets dropped.
@@ -259,6 +278,8 @@ class SqlTaskStore:
                         },
                     },
                 )
+            self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
+            self._notify(cur, TASK_CANCELS_CHANNEL, task_id)
         return cancelled, completion
 
     def retry_task(self, task_id: str, *, secrets: dict[str, str] | None) -> TaskEvent:
@@ -292,9 +313,12 @@ class SqlTaskStore:
             )
             recovery = json.loads(row[0]).get("EXPERIMENTAL_recovery") or {}
             strategy = recovery.get("EXPERIMENTAL_strategy") or "none"
-            return self._insert_event(
+            event = self._insert_event(
                 cur, task_id, EventType.RECOVERED, {"recoverStrategy": strategy}
             )
+            self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
+            self._notify(cur, TASKS_CHANNEL, task_id)
+            return event
 
     # --- state (checkpoints and completed steps) ----------------------------------------
 
@@ -310,8 +334,10 @@ class SqlTaskStore:
 
     def emit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> TaskEvent:
         """Append one event."""
-        with self._db.cursor(write=True, single=True) as cur:
-            return self._insert_event(cur, task_id, type_, body)
+        with self._db.cursor(write=True, single=not self._db.postgres) as cur:
+            event = self._insert_event(cur, task_id, type_, body)
+            self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
+            return event
 
     def emit_many(self, events: Sequence[tuple[str, EventType, dict[str, Any]]]) -> None:
         """Append several events, in order, in one transaction."""
@@ -323,6 +349,9 @@ class SqlTaskStore:
                 self._sql_insert_plain,
                 [(task_id, dumps(body), type_.value, now) for task_id, type_, body in events],
             )
+            if self._db.postgres:
+                task_ids = list(dict.fromkeys(task_id for task_id, _, _ in events))
+                cur.execute(self._sql_notify_many, (TASK_EVENTS_CHANNEL, task_ids))
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
@@ -354,6 +383,19 @@ class SqlTaskStore:
         return events
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _notify(self, cur: Any, channel: str, payload: str) -> None:
+        if self._db.postgres:
+            cur.execute(self._sql_notify, (channel, payload))
+
+    def _order_term(self, field: str, direction: str) -> str:
+        descending = direction == "desc"
+        term = f"{field} {'DESC' if descending else 'ASC'}"
+        if self._db.postgres:
+            # SQLite's order on both engines: bytewise text, NULL before any value.
+            collate = "" if field == "created_at" else ' COLLATE "C"'
+            term = f"{field}{collate} {'DESC NULLS LAST' if descending else 'ASC NULLS FIRST'}"
+        return term
 
     def _insert_event(
         self, cur: Any, task_id: str, type_: EventType, body: dict[str, Any]

@@ -17,8 +17,6 @@ from scaffolder.tasks.workspace import create_workspace, remove_workspace
 
 log = logging.getLogger(__name__)
 
-#: How long an idle worker sleeps before it looks for work queued by another process.
-IDLE_POLL_SECONDS = 1.0
 #: Back-off after the database failed us, so a broken database does not spin a core.
 ERROR_BACKOFF_SECONDS = 1.0
 
@@ -105,6 +103,7 @@ class TaskWorker:
                 )
             if self._stopping.is_set():
                 return
+            generation = self._broker.hub.work_generation
             try:
                 claimed = self._broker.store.claim_task()
             except Exception:
@@ -112,7 +111,9 @@ class TaskWorker:
                 self._stopping.wait(ERROR_BACKOFF_SECONDS)
                 continue
             if claimed is None:
-                self._broker.hub.wait_for_work(IDLE_POLL_SECONDS)
+                # Another process's dispatch wakes us only through PostgreSQL's NOTIFY; the
+                # broker says how long we may sleep without it.
+                self._broker.hub.wait_for_work(self._broker.poll_seconds, since=generation)
                 continue
             self._launch(claimed)
 
