@@ -16,6 +16,8 @@ Node modules are installed with ``npm ci`` on first use; the tests are skipped o
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import shutil
@@ -23,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +39,7 @@ from .harness import FIXTURE_TEMPLATES, HERE, REPO, NodeDriver
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 READY_TIMEOUT_S = 30.0
+UPSTREAM_FIXTURE_HOST = "127.0.0.1:7010"
 NPM_CI_TIMEOUT_S = 600
 
 
@@ -63,7 +67,7 @@ def _scaffolder_cli() -> Path:
     )
 
 
-def _write_config(tmp: Path, port: int) -> Path:
+def _write_config(tmp: Path, port: int, fixture_host: str) -> Path:
     base = f"http://127.0.0.1:{port}"
     config = {
         "backend": {
@@ -72,6 +76,8 @@ def _write_config(tmp: Path, port: int) -> Path:
             "database": {"connection": f"sqlite:///{tmp / 'db.sqlite'}"},
             "workingDirectory": str(tmp / "work"),
             "auth": {"dangerouslyDisableDefaultAuthPolicy": True},
+            # The catalog reads registered url locations from the fixture server only.
+            "reading": {"allow": [{"host": fixture_host}]},
         },
         "catalog": {
             "locations": [
@@ -112,8 +118,37 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="session")
-def conformance_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def catalog_fixture_host() -> Iterator[str]:
+    """``host:port`` serving ``fixtures/`` (a ``catalog-info.yaml`` to register).
+
+    Against upstream it is the reference backend's own static server (127.0.0.1:7010, the
+    host its ``backend.reading.allow`` lists, serving the same file); against ours, a
+    loopback ``http.server`` started here.
+    """
+    if os.environ.get("SCAFFOLDER_CONFORMANCE_BASE", "").strip():
+        yield UPSTREAM_FIXTURE_HOST
+        return
+    handler = functools.partial(_QuietHandler, directory=str(HERE / "fixtures"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def conformance_base(
+    tmp_path_factory: pytest.TempPathFactory, catalog_fixture_host: str
+) -> Iterator[str]:
     """Base URL (``http://host:port``, no ``/api``) of the server under test."""
     env_base = os.environ.get("SCAFFOLDER_CONFORMANCE_BASE", "").strip().rstrip("/")
     if env_base:
@@ -125,7 +160,7 @@ def conformance_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cli = _scaffolder_cli()
     tmp = tmp_path_factory.mktemp("conformance-server")
     port = _free_port()
-    config = _write_config(tmp, port)
+    config = _write_config(tmp, port, catalog_fixture_host)
     base = f"http://127.0.0.1:{port}"
     log_path = tmp / "server.log"
     cmd = [str(cli), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]

@@ -254,6 +254,66 @@ const scenarios = {
 
   'catalog-get-entities': async ({ filter, fields }) =>
     catalogClient().getEntities({ filter, ...(fields ? { fields } : {}) }),
+
+  // {entityRefs, fields?, filter?, query?} -> {items: [entity | null]}
+  'catalog-entities-by-refs': async ({ entityRefs, fields, filter, query }) => {
+    const { items } = await catalogClient().getEntitiesByRefs({ entityRefs, fields, filter, query });
+    return { items: items.map(i => i ?? null) };
+  },
+
+  // Follows nextCursor to the end, then walks back with prevCursor from the last page.
+  // {request: <initial queryEntities request>} -> {pages: [{names, totalItems, pageInfo keys}], back: [...]}
+  'catalog-query-walk': async ({ request, maxPages = 20 }) => {
+    const client = catalogClient();
+    const pageOf = res => ({
+      names: res.items.map(e => e.metadata.name),
+      totalItems: res.totalItems,
+      pageInfo: Object.keys(res.pageInfo).sort(),
+    });
+    const out = { pages: [], back: [] };
+    partial = out;
+    let res = await client.queryEntities(request);
+    out.pages.push(pageOf(res));
+    while (res.pageInfo.nextCursor && out.pages.length < maxPages) {
+      res = await client.queryEntities({ cursor: res.pageInfo.nextCursor, limit: request.limit, fields: request.fields });
+      out.pages.push(pageOf(res));
+    }
+    while (res.pageInfo.prevCursor && out.back.length < maxPages) {
+      res = await client.queryEntities({ cursor: res.pageInfo.prevCursor, limit: request.limit, fields: request.fields });
+      out.back.push(pageOf(res));
+    }
+    return out;
+  },
+
+  'catalog-facets': async ({ facets, filter, query }) =>
+    catalogClient().getEntityFacets({ facets, ...(filter ? { filter } : {}), ...(query ? { query } : {}) }),
+
+  'catalog-ancestors': async ({ entityRef }) => catalogClient().getEntityAncestors({ entityRef }),
+
+  'catalog-validate': async ({ entity, locationRef }) =>
+    catalogClient().validateEntity(entity, locationRef),
+
+  'catalog-add-location': async ({ type = 'url', target, dryRun = false }) =>
+    catalogClient().addLocation({ type, target, dryRun }),
+
+  // Register, read back (by ref, by id, list), then unregister: what catalog:register does.
+  'catalog-location-cycle': async ({ target }) => {
+    const client = catalogClient();
+    const out = {};
+    partial = out;
+    out.added = await client.addLocation({ type: 'url', target });
+    out.byRef = (await client.getLocationByRef(`url:${target}`)) ?? null;
+    out.byId = (await client.getLocationById(out.added.location.id)) ?? null;
+    out.list = (await client.getLocations()).items;
+    try {
+      await client.addLocation({ type: 'url', target });
+    } catch (e) {
+      out.duplicateError = serializeError(e);
+    }
+    await client.removeLocationById(out.added.location.id);
+    out.afterRemove = (await client.getLocationById(out.added.location.id)) ?? null;
+    return out;
+  },
 };
 
 function readParams() {
