@@ -13,31 +13,32 @@ each; a render that finds no spare forks a child on demand (a few milliseconds m
 burst of tasks never waits for an interpreter. The server starts on first use (or `start`)
 and is restarted if it dies.
 
-The protocol (JSON over pipes, see `cookiecutter_child`) carries a `RenderJob` in and log
-lines, hook output and a result or error out. A cancel kills the child's process group.
+The protocol (JSON over pipes; `cookiecutter_protocol` is our side, `cookiecutter_child` the
+children's) carries a `RenderJob` in and log lines, hook output and a result or error out. A
+cancel kills the child's process group.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import select
-import selectors
-import signal as _signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
 from scaffolder.integrations import Cancellation
+from scaffolder.integrations.cookiecutter_protocol import (
+    FORK,
+    SPARE,
+    ForkServer,
+    RenderChild,
+    ServerGone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +47,8 @@ START_TIMEOUT_SECONDS = 60.0
 #: Seconds a render (hooks included) may take before its child is killed.
 RENDER_TIMEOUT_SECONDS = 600.0
 #: Children kept forked and warmed up, each waiting for a job.
-DEFAULT_SPARES = 1
-#: Output lines forwarded per render; the rest is dropped with a note.
-MAX_OUTPUT_LINES = 1000
-
+DEFAULTSPARES = 1
 CONTEXT_FILE = "cookiecutter.json"
-
-#: Environment the fork server (and so every render and hook) starts from.
-_PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
-
-_FORK = b"fork"
-_SPARE = b"spare"
-
-_BOOTSTRAP = (
-    "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
-    "from scaffolder.integrations.cookiecutter_child import main; main(int(sys.argv[1]))"
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +130,7 @@ class CookiecutterPool:
     def __init__(
         self,
         *,
-        spares: int = DEFAULT_SPARES,
+        spares: int = DEFAULTSPARES,
         python: str = sys.executable,
         start_timeout: float = START_TIMEOUT_SECONDS,
         render_timeout: float = RENDER_TIMEOUT_SECONDS,
@@ -154,9 +141,9 @@ class CookiecutterPool:
         self._render_timeout = render_timeout
         self._lock = threading.Lock()
         self._owner = os.getpid()
-        self._server: _ForkServer | None = None
-        self._spares: list[_Child] = []
-        self._children: set[_Child] = set()
+        self._server: ForkServer | None = None
+        self._spares: list[RenderChild] = []
+        self._children: set[RenderChild] = set()
         self._replenishing = False
         self._closed = False
 
@@ -166,9 +153,9 @@ class CookiecutterPool:
         ready, default 1; 0 keeps only the fork server)."""
         scaffolder = config.get("scaffolder")
         section = scaffolder.get("cookiecutter") if isinstance(scaffolder, Mapping) else None
-        spares = section.get("spares", DEFAULT_SPARES) if isinstance(section, Mapping) else None
+        spares = section.get("spares", DEFAULTSPARES) if isinstance(section, Mapping) else None
         if spares is None:
-            spares = DEFAULT_SPARES
+            spares = DEFAULTSPARES
         if not isinstance(spares, int) or isinstance(spares, bool) or not 0 <= spares <= 16:
             raise InputError("scaffolder.cookiecutter.spares must be an integer from 0 to 16")
         return cls(spares=spares)
@@ -271,7 +258,7 @@ class CookiecutterPool:
         if server is not None:
             server.stop()
 
-    def _take(self, *, spare: bool = True) -> _Child:
+    def _take(self, *, spare: bool = True) -> RenderChild:
         with self._lock:
             self._adopt()
             while spare and self._spares:
@@ -280,12 +267,12 @@ class CookiecutterPool:
                     self._children.add(child)
                     return child
                 child.close()
-        child = self._fork(_FORK)
+        child = self._fork(FORK)
         with self._lock:
             self._children.add(child)
         return child
 
-    def _fork(self, kind: bytes) -> _Child:
+    def _fork(self, kind: bytes) -> RenderChild:
         for _attempt in (1, 2):
             job_r, job_w = os.pipe()
             result_r, result_w = os.pipe()
@@ -295,13 +282,13 @@ class CookiecutterPool:
                     server = self._server_for_use(wait=True)
                     try:
                         pid = server.fork(kind, (job_r, result_w, output_w))
-                    except _ServerGone:
+                    except ServerGone:
                         server.stop()
                         self._server = None
                         pid = None
                 if pid is not None:
-                    spare = kind == _SPARE
-                    return _Child(
+                    spare = kind == SPARE
+                    return RenderChild(
                         pid=pid, job_w=job_w, result_r=result_r, output_r=output_r, spare=spare
                     )
             except BaseException:
@@ -329,7 +316,7 @@ class CookiecutterPool:
                 with self._lock:
                     if self._closed or len(self._spares) >= self._spares_wanted:
                         return
-                child = self._fork(_SPARE)
+                child = self._fork(SPARE)
                 with self._lock:
                     if self._closed:
                         child.close()
@@ -348,7 +335,7 @@ class CookiecutterPool:
             self._server, self._spares, self._children = None, [], set()
             self._replenishing = False
 
-    def _server_for_use(self, *, wait: bool) -> _ForkServer:
+    def _server_for_use(self, *, wait: bool) -> ForkServer:
         if self._closed:
             raise ScaffolderError("The cookiecutter pool is closed")
         self._adopt()
@@ -356,210 +343,13 @@ class CookiecutterPool:
         if server is None or not server.usable():
             if server is not None:
                 server.stop()
-            server = _ForkServer(self._python)
+            server = ForkServer(self._python)
             self._server = server
         if wait:
             try:
                 server.wait_ready(self._start_timeout)
-            except _ServerGone as exc:
+            except ServerGone as exc:
                 server.stop()
                 self._server = None
                 raise ScaffolderError(f"The cookiecutter pool failed to start: {exc}") from None
         return server
-
-
-class _ServerGone(Exception):
-    """The fork server died or said something unexpected."""
-
-
-class _ForkServer:
-    """One ``cookiecutter_child.main`` process and our end of its socket."""
-
-    def __init__(self, python: str) -> None:
-        self.owner = os.getpid()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        paths = [os.path.abspath(p) for p in sys.path if p]
-        env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith("LC_")}
-        env["HOME"] = os.devnull
-        try:
-            self.process = subprocess.Popen(
-                [python, "-I", "-c", _BOOTSTRAP, str(theirs.fileno()), json.dumps(paths)],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                cwd="/",
-                start_new_session=True,
-            )
-        except OSError:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self.control = ours
-        self.ready = False
-
-    def usable(self) -> bool:
-        return self.owner == os.getpid() and self.process.poll() is None
-
-    def wait_ready(self, timeout: float) -> None:
-        if self.ready:
-            return
-        message = self._receive(timeout)
-        if not message.get("ready"):
-            raise _ServerGone(str(message.get("error") or message).strip().splitlines()[-1])
-        self.ready = True
-
-    def fork(self, kind: bytes, fds: tuple[int, int, int]) -> int:
-        try:
-            socket.send_fds(self.control, [kind], list(fds))
-        except OSError as exc:
-            raise _ServerGone(str(exc)) from None
-        message = self._receive(10.0)
-        pid = message.get("pid")
-        if not isinstance(pid, int):
-            raise _ServerGone(str(message))
-        return pid
-
-    def stop(self) -> None:
-        self.control.close()
-        if self.owner != os.getpid():
-            return
-        try:
-            self.process.wait(timeout=5)
-        except Exception:
-            self.process.kill()
-            self.process.wait()
-
-    def _receive(self, timeout: float) -> dict[str, Any]:
-        self.control.settimeout(timeout)
-        try:
-            data = self.control.recv(65536)
-        except OSError as exc:
-            raise _ServerGone(str(exc) or type(exc).__name__) from None
-        if not data:
-            raise _ServerGone("it exited")
-        message: dict[str, Any] = json.loads(data)
-        return message
-
-
-@dataclass(eq=False, kw_only=True)
-class _Child:
-    """Our ends of one render child's pipes; `terminate` kills its process group."""
-
-    pid: int
-    job_w: int
-    result_r: int
-    output_r: int
-    spare: bool = False
-    timed_out: bool = False
-    _done: bool = field(default=False, repr=False)
-    _closed: bool = field(default=False, repr=False)
-
-    def waiting(self) -> bool:
-        """Whether a spare is still alive (it writes nothing before its job: EOF is death)."""
-        readable, _, _ = select.select([self.result_r], [], [], 0)
-        return not readable
-
-    def send(self, job: bytes) -> None:
-        try:
-            with os.fdopen(self.job_w, "wb", closefd=False) as stream:
-                stream.write(job)
-        except BrokenPipeError:
-            pass  # the child died; collect() reports it
-        finally:
-            os.close(self.job_w)
-            self.job_w = -1
-
-    def terminate(self) -> None:
-        if self._done:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, _signal.SIGKILL)
-
-    def collect(
-        self,
-        *,
-        timeout: float,
-        on_output: Callable[[str], None],
-        on_message: Callable[[dict[str, Any]], None],
-    ) -> None:
-        """Read the pipes until the child answers (or dies), passing on output lines and
-        protocol messages."""
-        lines = _Lines(on_output)
-        result_buffer = b""
-        deadline = time.monotonic() + timeout
-        answered = False
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.result_r, selectors.EVENT_READ)
-            selector.register(self.output_r, selectors.EVENT_READ)
-            while not answered and self.result_r in selector.get_map():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.timed_out = True
-                    break
-                for key, _events in selector.select(min(remaining, 1.0)):
-                    data = os.read(key.fd, 65536)
-                    if not data:
-                        selector.unregister(key.fd)
-                    elif key.fd == self.output_r:
-                        lines.feed(data)
-                    else:
-                        result_buffer += data
-                        *complete, result_buffer = result_buffer.split(b"\n")
-                        for line in complete:
-                            message = json.loads(line)
-                            answered = answered or "log" not in message
-                            on_message(message)
-            # The child has answered or died: stop anything its hooks left running, then take
-            # the output they wrote (it is in the pipe already).
-            self.terminate()
-            self._done = True
-            if self.output_r in selector.get_map():
-                while selector.select(0):
-                    data = os.read(self.output_r, 65536)
-                    if not data:
-                        break
-                    lines.feed(data)
-        lines.flush()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.terminate()
-        self._done = True
-        for fd in (self.job_w, self.result_r, self.output_r):
-            if fd >= 0:
-                os.close(fd)
-
-
-class _Lines:
-    """Splits raw output into lines for ``sink``, up to `MAX_OUTPUT_LINES`."""
-
-    def __init__(self, sink: Callable[[str], None]) -> None:
-        self._sink = sink
-        self._buffer = b""
-        self._count = 0
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-        *complete, self._buffer = self._buffer.split(b"\n")
-        for line in complete:
-            self._emit(line)
-
-    def flush(self) -> None:
-        if self._buffer:
-            self._emit(self._buffer)
-            self._buffer = b""
-
-    def _emit(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace").rstrip("\r")
-        if not text.strip():
-            return
-        self._count += 1
-        if self._count <= MAX_OUTPUT_LINES:
-            self._sink(text)
-        elif self._count == MAX_OUTPUT_LINES + 1:
-            self._sink(f"(further output dropped after {MAX_OUTPUT_LINES} lines)")
