@@ -66,7 +66,7 @@ def main(log_level: str) -> None:
 @click.option("--port", type=int, help="Listen port (default: backend.listen.port).")
 @click.option("--threads", type=int, default=32, show_default=True, help="HTTP threads.")
 def serve(config: Sequence[str], host: str | None, port: int | None, threads: int) -> None:
-    """Serve the API and run tasks (gunicorn, threaded, unbuffered SSE)."""
+    """Serve the API and run tasks (one process, threaded HTTP, unbuffered SSE)."""
     from scaffolder.server import serve as run_server
 
     settings = _settings(config)

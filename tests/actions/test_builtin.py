@@ -35,8 +35,9 @@ def test_ids_in_backstage_registration_order() -> None:
         "fs:delete",
         "fs:rename",
         "fs:readdir",
+        "quality:lint",
     ]
-    assert {a.id for a in actions if a.supports_dry_run} == DRY_RUN
+    assert {a.id for a in actions if a.supports_dry_run} == DRY_RUN | {"quality:lint"}
 
 
 def test_every_input_schema_refuses_unknown_keys() -> None:
@@ -49,5 +50,8 @@ def test_wire_shape_is_backstages() -> None:
     text = TRACE_01.read_text()
     upstream = {a["id"]: a for a in json.loads(text[text.index("\n[\n") + 1 :])}
 
+    ours_only = {"quality:lint"}
     for action in create_builtin_actions(templater=Templater()):
+        if action.id in ours_only:
+            continue
         assert json.dumps(action.to_json()) == json.dumps(upstream[action.id]), action.id

@@ -23,6 +23,7 @@ from scaffolder.actions.builtin.fetch_template_file import create_fetch_template
 from scaffolder.actions.builtin.fs_delete import create_fs_delete_action
 from scaffolder.actions.builtin.fs_readdir import create_fs_readdir_action
 from scaffolder.actions.builtin.fs_rename import create_fs_rename_action
+from scaffolder.actions.builtin.quality_lint import create_quality_lint_action
 from scaffolder.integrations.cookiecutter import CookiecutterPool
 from scaffolder.tasks.templating import Templater
 
@@ -39,6 +40,7 @@ __all__ = [
     "create_fs_delete_action",
     "create_fs_readdir_action",
     "create_fs_rename_action",
+    "create_quality_lint_action",
 ]
 
 
@@ -71,6 +73,8 @@ def create_builtin_actions(
         create_fs_delete_action(),
         create_fs_rename_action(),
         create_fs_readdir_action(),
+        # Ours: the template quality gate (`scaffolder lint`) as a step.
+        create_quality_lint_action(),
     ]
     if cookiecutter_pool is not None:
         actions.append(
