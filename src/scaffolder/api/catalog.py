@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
@@ -222,8 +223,6 @@ def list_entities() -> Response:
         following = encode_cursor({"limit": limit, "offset": (offset or 0) + limit})
         kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "after")]
         kept.append(("after", following))
-        from urllib.parse import urlencode
-
         response.headers["link"] = f'</entities?{urlencode(kept)}>; rel="next"'
     return response
 

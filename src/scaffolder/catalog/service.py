@@ -10,6 +10,7 @@ the ref of its Location entity. Each location source is refreshed every
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -40,7 +41,6 @@ from scaffolder.catalog.processing import (
     Tree,
     allowed_types_error,
 )
-from scaffolder.catalog.query import Predicate
 from scaffolder.catalog.readers import (
     DEFAULT_TIMEOUT_SECONDS,
     AllowRule,
@@ -52,6 +52,7 @@ from scaffolder.catalog.readers import (
 from scaffolder.catalog.rules import CatalogRules
 from scaffolder.catalog.store import Filter, Location, SqlCatalogStore
 from scaffolder.catalog.sync import SyncReport
+from scaffolder.catalog.validation import check_envelope, enforce_policies, validate_kind
 from scaffolder.errors import ConflictError, InputError, NotAllowedError, NotFoundError
 from scaffolder.tasks.model import utcnow
 
@@ -309,8 +310,6 @@ class CatalogService:
         chain = self.store.ancestry(ref)
         if chain is None:
             raise NotFoundError(f"No such entity {ref}")
-        import json
-
         items = [
             {"entity": json.loads(text), "parentEntityRefs": [parent] if parent else []}
             for _, text, parent in chain
@@ -468,25 +467,13 @@ class CatalogService:
         }
         unprocessed = {**entity, "metadata": {**metadata, "annotations": annotations}}
         if unprocessed.get("kind") == "Location":
-            # Reading targets is not validation (upstream's validation service reads them;
-            # we check the entity only).
-            from scaffolder.catalog.validation import (
-                check_envelope,
-                enforce_policies,
-                validate_kind,
-            )
-
+            # Checking a Location does not read its targets here (upstream's does).
             try:
                 validate_kind(enforce_policies(check_envelope(unprocessed)))
             except EntityError as exc:
                 return [exc]
             return []
         return self.processor.process(unprocessed).errors
-
-    @staticmethod
-    def parse_ref_parts(ref: str) -> tuple[str, str, str]:
-        """``kind:namespace/name`` of a ref with all parts (for error messages)."""
-        return parse_ref(ref, default_kind="", default_namespace="default")
 
 
 def _registered_root(location: Location) -> dict[str, Any]:
@@ -532,8 +519,3 @@ class Refresher:
                 delay = min(interval, max((upcoming - utcnow()).total_seconds(), 0.0))
             self._wake.wait(timeout=max(delay, 0.05))
             self._wake.clear()
-
-
-def root_predicate(predicate: Predicate | None) -> Predicate | None:
-    """Identity (kept for symmetry with the remote catalog client to come)."""
-    return predicate
