@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from scaffolder.errors import InputError
+from scaffolder.integrations.scm import ScmIntegrations
 
 ENV_PREFIX = "SCAFFOLDER_"
 DEFAULT_HOST = "127.0.0.1"
@@ -124,15 +125,9 @@ class Settings:
                 )
             tokens.append(StaticToken(token=token, subject=str(subject or "external")))
 
-        hosts: dict[str, str] = {"github.com": "github"}
-        integrations = _section(config, "integrations")
-        for kind in ("github", "gitlab", "bitbucketCloud", "bitbucketServer", "azure", "gitea"):
-            for entry in integrations.get(kind) or []:
-                if isinstance(entry, Mapping) and entry.get("host"):
-                    hosts[str(entry["host"])] = kind
-        for entry in integrations.get("git") or []:
-            if isinstance(entry, Mapping) and entry.get("host"):
-                hosts[str(entry["host"])] = "git"
+        # Parsed (and checked) where the publishers and fetchers read them, so parseRepoUrl
+        # knows exactly the hosts they can use.
+        hosts = ScmIntegrations.from_config(config).scm_hosts()
 
         return cls(
             base_url=base_url,

@@ -14,6 +14,9 @@ git then runs with no prompts, no user or system configuration, no hooks, only t
 transport (``GIT_ALLOW_PROTOCOL``), every positional argument after ``--``, and symlinks checked
 out as plain files. It fetches one commit (``--depth=1``) into a directory of the step; a cancel
 kills git's whole process group.
+
+The same environment (`git_environment`), runner (`GitRunner`) and URL checks
+(`check_remote_url`, `is_valid_ref`) serve pushing (`scaffolder.integrations.git_push`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
 from scaffolder.integrations import Cancellation
+from scaffolder.integrations.scm import ScmIntegrations
 
 #: How long one git command may run before it is killed.
 GIT_TIMEOUT_SECONDS = 300.0
@@ -108,24 +112,103 @@ class GitLocation:
 def local_git_roots(config: Mapping[str, Any]) -> tuple[Path, ...]:
     """The directories of local git hosts in ``integrations.git[]``.
 
-    An entry whose ``host`` or ``baseUrl`` is a ``file://`` URL or an absolute path is a local
-    host: ``file://`` fetch URLs are allowed below it.
+    An entry whose ``baseUrl`` (or, in the older form, ``host``) is a ``file:`` URL or an
+    absolute path is a local host: ``file://`` fetch URLs are allowed below it.
     """
-    integrations = config.get("integrations")
-    entries = integrations.get("git") if isinstance(integrations, Mapping) else None
-    roots: list[Path] = []
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, Mapping):
-            continue
-        for key in ("host", "baseUrl"):
-            value = entry.get(key)
-            if not isinstance(value, str):
-                continue
-            if value.startswith("file://"):
-                roots.append(Path(unquote(urlsplit(value).path)))
-            elif value.startswith("/"):
-                roots.append(Path(value))
-    return tuple(roots)
+    return ScmIntegrations.from_config(config).local_roots()
+
+
+def is_valid_ref(ref: str) -> bool:
+    """Whether ``ref`` is a branch, tag or commit name git cannot mistake for anything else."""
+    return bool(
+        _REF.match(ref) and ".." not in ref and "//" not in ref and not ref.endswith(("/", ".lock"))
+    )
+
+
+def check_remote_url(url: str, *, schemes: Collection[str], what: str = "remote URL") -> str:
+    """Refuse a remote URL that could make git do anything but talk to a git host.
+
+    Refused before git ever sees them: transport helpers (``ext::``, ``fd::``, any
+    ``<transport>::``), a leading ``-`` (an option), scp-like ``user@host:path``, whitespace
+    and control characters, credentials (a password anywhere, any user name outside
+    ``ssh://``), a ``file`` URL naming a host, and every scheme not in ``schemes``.
+
+    Returns:
+        The URL's scheme, lower-cased (what ``GIT_ALLOW_PROTOCOL`` should allow).
+
+    Raises:
+        InputError: naming ``what`` and the reason; the URL is shown without credentials.
+    """
+    shown = _strip(url)
+    if url.startswith("-") or _UNSAFE_CHARS.search(url):
+        raise InputError(f"Refusing {what} {shown!r}: it starts with '-' or holds whitespace")
+    head = url.split("://", 1)[0] if "://" in url else url
+    if "::" in head:
+        raise InputError(f"Refusing {what} {shown!r}: git transport helpers are not allowed")
+    if "://" not in url:
+        raise InputError(f"Refusing {what} {shown!r}: not a URL (scp-like and paths are refused)")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in {s.lower() for s in schemes}:
+        allowed = ", ".join(sorted(schemes))
+        raise InputError(
+            f"Refusing {what} {shown!r}: the {scheme or 'empty'} scheme is not allowed "
+            f"(allowed: {allowed})"
+        )
+    try:
+        username, password = parts.username, parts.password
+    except ValueError:
+        raise InputError(f"Refusing {what} {shown!r}: not a valid URL") from None
+    if password is not None or (username is not None and scheme != "ssh"):
+        raise InputError(f"Refusing {what} {shown!r}: credentials are not allowed in a git URL")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise InputError(f"Refusing {what} {shown!r}: file URLs may not name a host")
+    elif not parts.hostname:
+        raise InputError(f"Refusing {what} {shown!r}: no host")
+    return scheme
+
+
+def git_environment(
+    home: Path,
+    *,
+    protocol: str,
+    config: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment every git command of ours runs with.
+
+    No prompts, no user or system configuration, only ``protocol`` as a transport, LFS
+    smudging off; proxies and CA bundles pass through, credentials never do.
+
+    Args:
+        home: an empty directory git may use as ``HOME``.
+        protocol: the one transport allowed (``file``, ``https``, ``ssh``, ``http``).
+        config: git settings passed as ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_<n>``/
+            ``GIT_CONFIG_VALUE_<n>``: never on the command line (``ps`` shows that) and never
+            written to any ``.git/config``. Secrets (``http.extraHeader``) go here.
+        extra: further variables (author and committer, ``SSH_AUTH_SOCK``).
+    """
+    env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
+    env.update(
+        HOME=str(home),
+        LC_ALL="C",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="true",
+        SSH_ASKPASS="true",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_ALLOW_PROTOCOL=protocol,
+        GIT_PROTOCOL_FROM_USER="0",
+        GIT_LFS_SKIP_SMUDGE="1",
+    )
+    if config:
+        env["GIT_CONFIG_COUNT"] = str(len(config))
+        for i, (key, value) in enumerate(config.items()):
+            env[f"GIT_CONFIG_KEY_{i}"] = key
+            env[f"GIT_CONFIG_VALUE_{i}"] = value
+    env.update(extra or {})
+    return env
 
 
 def parse_git_url(
@@ -185,7 +268,7 @@ def parse_git_url(
 
     if ref is not None:
         ref = unquote(ref)
-        if not _REF.match(ref) or ".." in ref or "//" in ref or ref.endswith(("/", ".lock")):
+        if not is_valid_ref(ref):
             raise InputError(f"Invalid input 'url': {ref!r} is not a valid git ref")
     return GitLocation(remote=remote, ref=ref, subdir=_check_subdir(subdir))
 
@@ -215,20 +298,8 @@ def fetch_git(
         TaskCancelledError: the task was cancelled.
     """
     home.mkdir(parents=True, exist_ok=True)
-    env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
-    env.update(
-        HOME=str(home),
-        LC_ALL="C",
-        GIT_TERMINAL_PROMPT="0",
-        GIT_ASKPASS="true",
-        SSH_ASKPASS="true",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
-        GIT_ALLOW_PROTOCOL="file" if location.remote.startswith("file:") else "https",
-        GIT_PROTOCOL_FROM_USER="0",
-        GIT_LFS_SKIP_SMUDGE="1",
-    )
-    run = _GitRunner(env=env, signal=signal, timeout=timeout, shown=str(location))
+    env = git_environment(home, protocol="file" if location.remote.startswith("file:") else "https")
+    run = GitRunner(env=env, signal=signal, timeout=timeout, shown=str(location))
     run("init", "-q", "--", str(dest))
     run(
         "-C", str(dest), "fetch", "--depth=1", "--no-tags", "--no-recurse-submodules", "-q",
@@ -253,13 +324,30 @@ class _ProcessGroup:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _GitRunner:
+class GitRunner:
+    """Runs ``git <args>`` with the safe settings and ``env``; a cancel kills it.
+
+    Attributes:
+        env: the whole environment (see `git_environment`).
+        signal: the task's cancel signal, or None.
+        timeout: seconds one command may take.
+        shown: what the error messages name (a URL without credentials).
+        verb: what the messages say failed: ``Failed to <verb> <shown>: ...``.
+    """
+
     env: Mapping[str, str]
     signal: Cancellation | None
     timeout: float
     shown: str
+    verb: str = "fetch"
 
     def __call__(self, *args: str) -> str:
+        """Run one command; its standard output.
+
+        Raises:
+            ScaffolderError: git failed or timed out (the message ends with git's own).
+            TaskCancelledError: the task was cancelled.
+        """
         process = subprocess.Popen(
             ["git", *_GIT_CONFIG, *args],
             stdin=subprocess.DEVNULL,
@@ -277,7 +365,7 @@ class _GitRunner:
             group.terminate()
             process.communicate()
             raise ScaffolderError(
-                f"Failed to fetch {self.shown}: git took longer than {self.timeout:g} s"
+                f"Failed to {self.verb} {self.shown}: git took longer than {self.timeout:g} s"
             ) from None
         finally:
             if self.signal is not None:
@@ -285,7 +373,7 @@ class _GitRunner:
         if self.signal is not None and self.signal.cancelled:
             raise TaskCancelledError("The task has been cancelled")
         if process.returncode != 0:
-            raise ScaffolderError(f"Failed to fetch {self.shown}: {_last_line(err)}")
+            raise ScaffolderError(f"Failed to {self.verb} {self.shown}: {_last_line(err)}")
         return out.decode("utf-8", "replace")
 
 
@@ -320,8 +408,11 @@ def _strip(url: str) -> str:
 
 
 def _last_line(stderr: bytes) -> str:
+    """What git said went wrong: a push's rejection line, else its last line (no hints)."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
-    lines = [line for line in lines if line]
+    lines = [line for line in lines if line and not line.startswith("hint:")]
     if not lines:
         return "git failed"
-    return _strip(lines[-1].removeprefix("fatal: ").removeprefix("error: "))
+    rejected = [line for line in lines if line.startswith("! ")]
+    last = rejected[-1] if rejected else lines[-1]
+    return _strip(last.removeprefix("fatal: ").removeprefix("error: "))
