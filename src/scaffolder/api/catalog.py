@@ -8,39 +8,47 @@ validator checks them (unknown query parameters, empty values, body types), with
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
-from scaffolder.api.errors import json_response, json_syntax_message
-from scaffolder.api.request import check_query
-from scaffolder.catalog import ajv
+from scaffolder.api.catalog_request import (
+    JSON_TYPE,
+    OBJECT,
+    STRINGS,
+    TRUTHY,
+    check_params,
+    checked_body,
+    decode_cursor,
+    enum_arg,
+    fields_param,
+    filter_param,
+    int_arg,
+    location_input,
+    page_info,
+    project,
+    raw_json,
+    whole,
+    wrapped,
+)
+from scaffolder.api.errors import json_response
 from scaffolder.catalog.errors import EntityError
 from scaffolder.catalog.model import RefError, parse_location_ref, stringify_ref
 from scaffolder.catalog.query import (
-    Predicate,
     Projection,
     decode_json_base64,
     encode_cursor,
     parse_fields,
-    parse_filter_params,
     parse_query,
 )
 from scaffolder.catalog.service import CatalogService
-from scaffolder.catalog.stitching import to_json
 from scaffolder.catalog.validation import check_envelope
 from scaffolder.errors import InputError, NotFoundError
 from scaffolder.services import get_services
 
 bp = Blueprint("catalog", __name__, url_prefix="/api/catalog")
-
-_JSON = "application/json; charset=utf-8"
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-_OBJECT = {"type": "object"}
-_TRUTHY = {"y", "yes", "true", "t", "1", "on"}
 
 
 def _catalog() -> CatalogService:
@@ -48,141 +56,14 @@ def _catalog() -> CatalogService:
     return catalog
 
 
-# --- request helpers -----------------------------------------------------------------------
-
-
-def _query(allowed: Sequence[str], *, required: Sequence[str] = ()) -> None:
-    """Unknown parameters, empty values and missing required ones, as the validator says."""
-    check_query(allowed)
-    for key in allowed:
-        if any(v == "" for v in request.args.getlist(key)):
-            raise InputError(f"Empty value found for query parameter '{key}'")
-    for key in required:
-        if key not in request.args:
-            raise InputError(f"request/query must have required property '{key}'")
-
-
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InputError(f"request/query/{name} must be integer") from None
-    if value < 0:
-        raise InputError(f"request/query/{name} must be >= 0")
-    return value
-
-
-def _enum_arg(name: str, allowed: Sequence[str]) -> str | None:
-    raw = request.args.get(name)
-    if raw is not None and raw not in allowed:
-        raise InputError(
-            f"request/query/{name} must be equal to one of the allowed values: {', '.join(allowed)}"
-        )
-    return raw
-
-
-def _body(schema: dict[str, Any], *, required: bool) -> Any:
-    """The JSON body, checked against ``schema`` (first error, validator wording)."""
-    raw = request.get_data(cache=True)
-    if not request.content_type:
-        if required:
-            raise InputError("unsupported media type undefined")
-        return None
-    if request.mimetype != "application/json":
-        raise InputError(f"unsupported media type {request.mimetype}")
-    text = raw.decode("utf-8", errors="replace")
-    if not text.strip():
-        body: Any = {}
-    else:
-        try:
-            body = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(json_syntax_message(exc, text)) from None
-    errors = ajv.validate(schema, body)
-    if errors:
-        first = errors[0]
-        message = first.message
-        if first.keyword == "enum":
-            allowed = ", ".join(str(v) for v in first.params["allowedValues"])
-            message = f"{message}: {allowed}"
-        raise InputError(f"request/body{first.instance_path} {message}")
-    return body
-
-
-def _fields(extra: Sequence[str] = ()) -> Projection | None:
-    return parse_fields(request.args.getlist("fields"), extra)
-
-
-def _filter() -> Predicate | None:
-    return parse_filter_params(request.args.getlist("filter"))
-
-
-# --- response helpers ----------------------------------------------------------------------
-
-
-def _project(items: Sequence[str | None], projection: Projection | None) -> list[str]:
-    if projection is None:
-        return ["null" if text is None else text for text in items]
-    return ["null" if text is None else to_json(projection(json.loads(text))) for text in items]
-
-
-def _raw(text: str, status: int = 200) -> Response:
-    return Response(text, status=status, content_type=_JSON)
-
-
-def _wrapped(items: list[str], meta: dict[str, Any] | None = None) -> Response:
-    tail = to_json(meta)[1:] if meta else "}"
-    joiner = "," if meta else ""
-    return _raw('{"items":[' + ",".join(items) + "]" + joiner + tail)
-
-
-def _page_info(next_cursor: Any, prev_cursor: Any) -> dict[str, str]:
-    info: dict[str, str] = {}
-    if next_cursor:
-        info["nextCursor"] = encode_cursor(next_cursor)
-    if prev_cursor:
-        info["prevCursor"] = encode_cursor(prev_cursor)
-    return info
-
-
-def _decode_cursor(raw: str) -> dict[str, Any]:
-    try:
-        cursor = decode_json_base64(raw)
-    except ValueError as exc:
-        raise InputError(f"Malformed cursor: SyntaxError: {exc}") from None
-    if (
-        not isinstance(cursor, dict)
-        or not isinstance(cursor.get("orderFields"), list)
-        or not isinstance(cursor.get("orderFieldValues"), list)
-        or not isinstance(cursor.get("isPrevious"), bool)
-    ):
-        raise InputError("Malformed cursor: ZodError: the cursor is not a catalog cursor")
-    order = (
-        "orderFields",
-        "fullTextFilter",
-        "orderFieldValues",
-        "filter",
-        "isPrevious",
-        "query",
-        "firstSortFieldValues",
-        "totalItems",
-    )  # zod's output order
-    if cursor.get("query") is not None:
-        cursor["query"] = parse_query(cursor["query"], "Malformed cursor: ")
-    return {k: cursor[k] for k in order if k in cursor}
-
-
 # --- entities ------------------------------------------------------------------------------
 
 
 @bp.get("/entities")
 def list_entities() -> Response:
-    _query(("filter", "fields", "order", "offset", "limit", "after"))
-    predicate = _filter()
-    projection = _fields()
+    check_params(("filter", "fields", "order", "offset", "limit", "after"))
+    predicate = filter_param()
+    projection = fields_param()
     order = []
     for item in request.args.getlist("order"):
         direction, sep, field = item.partition(":")
@@ -191,14 +72,14 @@ def list_entities() -> Response:
                 f'Invalid order parameter "{item}", expected "<asc or desc>:<field name>"'
             )
         order.append((direction, field))
-    limit, offset = _int_arg("limit"), _int_arg("offset")
+    limit, offset = int_arg("limit"), int_arg("offset")
     after = request.args.get("after")
     if limit is None and offset is None and after is None:
         batches = _catalog().store.iter_all(
             predicate=predicate,
             order_fields=[{"field": f, "order": d} for d, f in order],
         )
-        return Response(_stream(batches, projection), content_type=_JSON)
+        return Response(_stream(batches, projection), content_type=JSON_TYPE)
     if limit is not None and limit <= 0:
         raise InputError("Invalid limit, must be greater than zero")
     if after is not None:
@@ -218,7 +99,7 @@ def list_entities() -> Response:
     items, more = _catalog().store.list_page(
         predicate=predicate, order=order, limit=limit, offset=offset
     )
-    response = _raw("[" + ",".join(_project(items, projection)) + "]")
+    response = raw_json("[" + ",".join(project(items, projection)) + "]")
     if more and limit is not None:
         following = encode_cursor({"limit": limit, "offset": (offset or 0) + limit})
         kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("offset", "after")]
@@ -230,7 +111,7 @@ def list_entities() -> Response:
 def _stream(batches: Iterator[list[str]], projection: Projection | None) -> Iterator[str]:
     first = True
     for batch in batches:
-        chunk = ",".join(_project(batch, projection))
+        chunk = ",".join(project(batch, projection))
         yield ("[" if first else ",") + chunk
         first = False
     yield "[]" if first else "]"
@@ -249,14 +130,14 @@ def _query_page(
     )
     meta = {
         "totalItems": page.total_items,
-        "pageInfo": _page_info(page.next_cursor, page.prev_cursor),
+        "pageInfo": page_info(page.next_cursor, page.prev_cursor),
     }
-    return _wrapped(_project(page.items, projection), meta)
+    return wrapped(project(page.items, projection), meta)
 
 
 @bp.get("/entities/by-query")
 def query_entities_get() -> Response:
-    _query(
+    check_params(
         (
             "fields",
             "limit",
@@ -269,11 +150,11 @@ def query_entities_get() -> Response:
             "fullTextFilterFields",
         )
     )
-    limit, offset = _int_arg("limit"), _int_arg("offset")
-    mode = _enum_arg("totalItems", ("include", "exclude"))
-    projection = _fields()
+    limit, offset = int_arg("limit"), int_arg("offset")
+    mode = enum_arg("totalItems", ("include", "exclude"))
+    projection = fields_param()
     if request.args.get("cursor"):
-        cursor = _decode_cursor(request.args["cursor"])
+        cursor = decode_cursor(request.args["cursor"])
         return _query_page(
             limit=limit, offset=offset, initial=None, cursor=cursor, projection=projection
         )
@@ -290,7 +171,7 @@ def query_entities_get() -> Response:
     if text_fields:
         text["fields"] = text_fields
     initial = {
-        "query": _filter(),
+        "query": filter_param(),
         "orderFields": order_fields,
         "fullTextFilter": text,
         "totalItemsMode": mode or "include",
@@ -319,26 +200,26 @@ _BY_QUERY_BODY = {
         },
         "fullTextFilter": {
             "type": "object",
-            "properties": {"term": {"type": "string"}, "fields": _STRINGS},
+            "properties": {"term": {"type": "string"}, "fields": STRINGS},
         },
-        "fields": _STRINGS,
+        "fields": STRINGS,
         "totalItems": {"type": "string", "enum": ["include", "exclude"]},
-        "query": _OBJECT,
+        "query": OBJECT,
     },
 }
 
 
 @bp.post("/entities/by-query")
 def query_entities_post() -> Response:
-    _query(())
-    body = _body(_BY_QUERY_BODY, required=False) or {}
+    check_params(())
+    body = checked_body(_BY_QUERY_BODY, required=False) or {}
     fields = body.get("fields") or []
     projection = parse_fields((), fields) if fields else None
-    limit = _whole(body.get("limit"))
+    limit = whole(body.get("limit"))
     if "cursor" in body:
         if not body["cursor"]:
             raise InputError("Cursor cannot be empty")
-        cursor = _decode_cursor(body["cursor"])
+        cursor = decode_cursor(body["cursor"])
         return _query_page(
             limit=limit, offset=None, initial=None, cursor=cursor, projection=projection
         )
@@ -361,63 +242,57 @@ def query_entities_post() -> Response:
     }
     return _query_page(
         limit=limit,
-        offset=_whole(body.get("offset")),
+        offset=whole(body.get("offset")),
         initial=initial,
         cursor=None,
         projection=projection,
     )
 
 
-def _whole(value: Any) -> int | None:
-    if value is None:
-        return None
-    return max(int(value), 0)
-
-
 @bp.get("/entities/by-uid/<uid>")
 def entity_by_uid(uid: str) -> Response:
-    _query(())
+    check_params(())
     text = _catalog().store.entity_json_by_uid(uid)
     if text is None:
         raise NotFoundError(f"No entity with uid {uid}")
-    return _raw(text)
+    return raw_json(text)
 
 
 @bp.delete("/entities/by-uid/<uid>")
 def delete_entity_by_uid(uid: str) -> Response:
-    _query(())
+    check_params(())
     _catalog().delete_entity(uid)
     return Response(b"", status=204)
 
 
 @bp.get("/entities/by-name/<kind>/<namespace>/<name>")
 def entity_by_name(kind: str, namespace: str, name: str) -> Response:
-    _query(())
+    check_params(())
     text = _catalog().store.entity_json(stringify_ref(kind, namespace, name))
     if text is None:
         raise NotFoundError(
             f"No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
         )
-    return _raw(text)
+    return raw_json(text)
 
 
 @bp.get("/entities/by-name/<kind>/<namespace>/<name>/ancestry")
 def entity_ancestry(kind: str, namespace: str, name: str) -> Response:
-    _query(())
+    check_params(())
     return json_response(_catalog().ancestry(kind, namespace, name))
 
 
 _BY_REFS_BODY = {
     "type": "object",
     "required": ["entityRefs"],
-    "properties": {"entityRefs": _STRINGS, "fields": _STRINGS, "query": _OBJECT},
+    "properties": {"entityRefs": STRINGS, "fields": STRINGS, "query": OBJECT},
 }
 
 
 @bp.post("/entities/by-refs")
 def entities_by_refs() -> Response:
-    _query(("filter",))
-    body = _body(_BY_REFS_BODY, required=False)
+    check_params(("filter",))
+    body = checked_body(_BY_REFS_BODY, required=False)
     if not isinstance(body, dict) or not isinstance(body.get("entityRefs"), list):
         raise InputError(
             "Malformed request body (did you remember to specify an application/json content "
@@ -430,33 +305,33 @@ def entities_by_refs() -> Response:
             "Malformed request body (did you remember to specify an application/json "
             "content type?), ",
         )
-    from_params = _filter()
+    from_params = filter_param()
     combined = {"$all": [from_params, query]} if from_params and query else from_params or query
     projection = parse_fields((), body.get("fields") or [])
     items = _catalog().store.entities_by_refs(body["entityRefs"], combined)
-    return _wrapped(_project(items, projection))
+    return wrapped(project(items, projection))
 
 
 @bp.get("/entity-facets")
 def entity_facets_get() -> Response:
-    _query(("facet", "filter"), required=("facet",))
+    check_params(("facet", "filter"), required=("facet",))
     facets = [f for f in request.args.getlist("facet") if f]
     if not facets:
         raise InputError("Missing facet parameter")
-    return json_response({"facets": _catalog().store.facets(facets, _filter())})
+    return json_response({"facets": _catalog().store.facets(facets, filter_param())})
 
 
 _FACETS_BODY = {
     "type": "object",
     "required": ["facets"],
-    "properties": {"facets": _STRINGS, "query": _OBJECT},
+    "properties": {"facets": STRINGS, "query": OBJECT},
 }
 
 
 @bp.post("/entity-facets")
 def entity_facets_post() -> Response:
-    _query(())
-    body = _body(_FACETS_BODY, required=True)
+    check_params(())
+    body = checked_body(_FACETS_BODY, required=True)
     facets = [f for f in body["facets"] if f]
     if not facets:
         raise InputError("Missing or empty facets parameter")
@@ -474,8 +349,8 @@ _REFRESH_BODY = {
 
 @bp.post("/refresh")
 def refresh() -> Response:
-    _query(())
-    body = _body(_REFRESH_BODY, required=True)
+    check_params(())
+    body = checked_body(_REFRESH_BODY, required=True)
     _catalog().refresh_entity(body["entityRef"])
     return Response(b"", status=200)
 
@@ -495,51 +370,13 @@ _LOCATION_INPUT = {
 }
 
 
-def _location_input(body: dict[str, Any]) -> tuple[str, str, str | None]:
-    """The zod ``locationInput`` check (strict; ``presence`` optional)."""
-    extra = [k for k in body if k not in ("type", "target", "presence")]
-    if extra:
-        issue = {
-            "code": "unrecognized_keys",
-            "keys": extra,
-            "path": [],
-            "message": "Unrecognized key(s) in object: " + ", ".join(f"'{k}'" for k in extra),
-        }
-        raise InputError(f"Malformed request: {json.dumps([issue], indent=2)}")
-    presence = body.get("presence")
-    if "presence" in body and presence not in ("required", "optional"):
-        branches: list[dict[str, Any]] = [
-            {
-                "issues": [
-                    {
-                        "received": presence,
-                        "code": "invalid_literal",
-                        "expected": literal,
-                        "path": ["presence"],
-                        "message": f'Invalid literal value, expected "{literal}"',
-                    }
-                ],
-                "name": "ZodError",
-            }
-            for literal in ("required", "optional")
-        ]
-        union: dict[str, Any] = {
-            "code": "invalid_union",
-            "unionErrors": branches,
-            "path": ["presence"],
-            "message": "Invalid input",
-        }
-        raise InputError(f"Malformed request: {json.dumps([union], indent=2)}")
-    return str(body["type"]), str(body["target"]), presence
-
-
 @bp.post("/locations")
 def create_location() -> Response:
-    _query(("dryRun", "onConflict"))
-    on_conflict = _enum_arg("onConflict", ("refresh", "reject"))
-    body = _body(_LOCATION_BODY, required=True)
-    kind, target, presence = _location_input(body)
-    dry_run = (request.args.get("dryRun") or "").strip().lower() in _TRUTHY
+    check_params(("dryRun", "onConflict"))
+    on_conflict = enum_arg("onConflict", ("refresh", "reject"))
+    body = checked_body(_LOCATION_BODY, required=True)
+    kind, target, presence = location_input(body)
+    dry_run = (request.args.get("dryRun") or "").strip().lower() in TRUTHY
     catalog = _catalog()
     if dry_run:
         result = catalog.dry_run(kind, target, presence)
@@ -553,20 +390,20 @@ def create_location() -> Response:
 
 @bp.get("/locations")
 def list_locations() -> Response:
-    _query(())
+    check_params(())
     return json_response([{"data": loc.to_json()} for loc in _catalog().store.locations()])
 
 
 _LOCATIONS_QUERY_BODY = {
     "type": "object",
-    "properties": {"cursor": {"type": "string"}, "limit": {"type": "number"}, "query": _OBJECT},
+    "properties": {"cursor": {"type": "string"}, "limit": {"type": "number"}, "query": OBJECT},
 }
 
 
 @bp.post("/locations/by-query")
 def query_locations() -> Response:
-    _query(())
-    body = _body(_LOCATIONS_QUERY_BODY, required=False) or {}
+    check_params(())
+    body = checked_body(_LOCATIONS_QUERY_BODY, required=False) or {}
     after_id: str | None = None
     if "cursor" in body:
         if not body["cursor"]:
@@ -610,28 +447,28 @@ def query_locations() -> Response:
 
 @bp.get("/locations/<location_id>")
 def get_location(location_id: str) -> Response:
-    _query(())
+    check_params(())
     return json_response(_catalog().location(location_id).to_json())
 
 
 @bp.put("/locations/<location_id>")
 def update_location(location_id: str) -> Response:
-    _query(())
-    body = _body(_LOCATION_INPUT, required=True)
-    kind, target, _ = _location_input(body)
+    check_params(())
+    body = checked_body(_LOCATION_INPUT, required=True)
+    kind, target, _ = location_input(body)
     return json_response(_catalog().update_location(location_id, kind, target).to_json())
 
 
 @bp.delete("/locations/<location_id>")
 def delete_location(location_id: str) -> Response:
-    _query(())
+    check_params(())
     _catalog().delete_location(location_id)
     return Response(b"", status=204)
 
 
 @bp.get("/locations/by-entity/<kind>/<namespace>/<name>")
 def location_by_entity(kind: str, namespace: str, name: str) -> Response:
-    _query(())
+    check_params(())
     return json_response(_catalog().location_by_entity(kind, namespace, name).to_json())
 
 
@@ -646,8 +483,8 @@ _VALIDATE_BODY = {
 
 @bp.post("/validate-entity")
 def validate_entity() -> Response:
-    _query(())
-    body = _body(_VALIDATE_BODY, required=True)
+    check_params(())
+    body = checked_body(_VALIDATE_BODY, required=True)
     try:
         check_envelope(body["entity"])
         location = parse_location_ref(body["location"])

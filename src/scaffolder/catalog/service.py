@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from scaffolder.catalog.errors import EntityError
+from scaffolder.catalog.locations import Location
 from scaffolder.catalog.model import (
     ANNOTATION_LOCATION,
     ANNOTATION_ORIGIN_LOCATION,
@@ -50,7 +51,7 @@ from scaffolder.catalog.readers import (
     integrations_from_config,
 )
 from scaffolder.catalog.rules import CatalogRules
-from scaffolder.catalog.store import Filter, Location, SqlCatalogStore
+from scaffolder.catalog.store import Filter, SqlCatalogStore
 from scaffolder.catalog.sync import SyncReport
 from scaffolder.catalog.validation import check_envelope, enforce_policies, validate_kind
 from scaffolder.errors import ConflictError, InputError, NotAllowedError, NotFoundError
