@@ -14,7 +14,7 @@ from scaffolder.catalog.service import CatalogConfig, CatalogService
 from scaffolder.catalog.store import SqlCatalogStore
 from scaffolder.db.engine import create_engine, upgrade
 from scaffolder.integrations.cookiecutter import CookiecutterPool
-from scaffolder.integrations.git import local_git_roots
+from scaffolder.integrations.scm import ScmIntegrations
 from scaffolder.settings import Settings
 from scaffolder.tasks.broker import TaskBroker
 from scaffolder.tasks.runner import WorkflowRunner
@@ -67,13 +67,16 @@ def build_services(
     # Started on the first fetch:cookiecutter step, so a server that never renders one (and
     # its idle memory) does not carry a cookiecutter process.
     cookiecutter_pool = CookiecutterPool.from_config(settings.raw)
+    scm = ScmIntegrations.from_config(settings.raw)
     registry = ActionRegistry(
         create_builtin_actions(
             templater=templater,
             cookiecutter_pool=cookiecutter_pool,
             trusted_templates=settings.trusted_templates,
             git_hosts=tuple(settings.scm_hosts),
-            git_file_roots=local_git_roots(settings.raw),
+            git_file_roots=scm.local_roots(),
+            scm_integrations=scm,
+            config=settings.raw,
         )
     )
     for action in load_plugin_actions():

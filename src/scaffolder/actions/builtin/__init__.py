@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from scaffolder.actions.base import TemplateAction
 from scaffolder.actions.builtin.catalog_write import create_catalog_write_action
@@ -23,8 +24,10 @@ from scaffolder.actions.builtin.fetch_template_file import create_fetch_template
 from scaffolder.actions.builtin.fs_delete import create_fs_delete_action
 from scaffolder.actions.builtin.fs_readdir import create_fs_readdir_action
 from scaffolder.actions.builtin.fs_rename import create_fs_rename_action
+from scaffolder.actions.builtin.publish_git import create_publish_git_action
 from scaffolder.actions.builtin.quality_lint import create_quality_lint_action
 from scaffolder.integrations.cookiecutter import CookiecutterPool
+from scaffolder.integrations.scm import ScmIntegrations
 from scaffolder.tasks.templating import Templater
 
 __all__ = [
@@ -40,6 +43,7 @@ __all__ = [
     "create_fs_delete_action",
     "create_fs_readdir_action",
     "create_fs_rename_action",
+    "create_publish_git_action",
     "create_quality_lint_action",
 ]
 
@@ -51,6 +55,8 @@ def create_builtin_actions(
     trusted_templates: Sequence[str] = (),
     git_hosts: Collection[str] = ("github.com",),
     git_file_roots: Sequence[Path] = (),
+    scm_integrations: ScmIntegrations | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> list[TemplateAction]:
     """The builtin actions this package implements.
 
@@ -61,6 +67,10 @@ def create_builtin_actions(
         trusted_templates: ``scaffolder.trustedTemplates``, for ``fetch:cookiecutter``.
         git_hosts: hosts ``fetch:cookiecutter`` may fetch ``https://`` git URLs from.
         git_file_roots: local git hosts ``fetch:cookiecutter`` may fetch ``file://`` URLs from.
+        scm_integrations: the configured ``integrations``; with them, ``publish:git`` (ours)
+            publishes to their plain git hosts.
+        config: the whole configuration (``scaffolder.defaultAuthor`` and
+            ``scaffolder.defaultCommitMessage`` for the publishers).
     """
     actions = [
         create_fetch_plain_action(),
@@ -85,4 +95,6 @@ def create_builtin_actions(
                 git_file_roots=git_file_roots,
             )
         )
+    if scm_integrations is not None:
+        actions.append(create_publish_git_action(integrations=scm_integrations, config=config))
     return actions
