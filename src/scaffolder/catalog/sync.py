@@ -94,6 +94,14 @@ def _marks(count: int) -> str:
     return ", ".join("?" for _ in range(count))
 
 
+def _processed(entity: dict[str, Any], uid: str) -> tuple[str, dict[str, Any]]:
+    """The stored processed form: the entity with its uid (appended, as upstream does)."""
+    metadata = dict(entity["metadata"])
+    metadata["uid"] = uid
+    with_uid = {**entity, "metadata": metadata}
+    return to_json(with_uid), with_uid
+
+
 def errors_json(errors: Iterable[EntityError]) -> str | None:
     """The stored form of a list of errors (None when empty)."""
     listed = [e.to_json() for e in errors]
@@ -135,8 +143,14 @@ class Syncer:
     # --- sync a source ------------------------------------------------------------------
 
     def sync(self, source_key: str, tree: Tree, *, keep_orphans: bool) -> SyncReport:
-        """Make the database hold what ``tree`` says ``source_key`` emits now."""
+        """Make the database hold what ``tree`` says ``source_key`` emits now.
+
+        Most refreshes change nothing: that is found out in a read transaction first, so the
+        write lock (which task events queue on) is only taken when there is something to write.
+        """
         report = SyncReport()
+        if self._unchanged(source_key, tree):
+            return report
         with self.db.cursor(write=True) as cur, self._big_cache(cur):
             existing = self._rows_where(cur, "source_key = ?", [source_key])
             elsewhere = self._rows_by_refs(cur, [r for r in tree.items if r not in existing])
@@ -152,6 +166,47 @@ class Syncer:
             restitch |= self._sync_relations(cur, accepted, ids)
             report.stitched = self._stitch(cur, restitch, processed)
         return report
+
+    def _unchanged(self, source_key: str, tree: Tree) -> bool:
+        """Whether syncing ``tree`` would write nothing (a conservative, read-only check).
+
+        Anything not already stored for this source (a new entity, a conflict, a new entity
+        that fails) counts as a change; so does any difference in a stored row or in the
+        relations an entity originates.
+        """
+        with self.db.cursor() as cur:
+            existing = self._rows_where(cur, "source_key = ?", [source_key])
+            if any(ref not in existing for ref in tree.items):
+                return False
+            keep = self._retained(existing, tree.items, tree)
+            if any(ref not in tree.items and ref not in keep for ref in existing):
+                return False
+            for ref, item in tree.items.items():
+                row = existing[ref]
+                if row.orphan or (row.location_key, row.parent_ref) != (
+                    item.location_key,
+                    item.parent_ref,
+                ):
+                    return False
+                if row.errors != errors_json(item.errors):
+                    return False
+                if item.entity is not None and row.processed != _processed(item.entity, row.uid)[0]:
+                    return False
+            ids = {
+                row.id: ref for ref, row in existing.items() if tree.items[ref].entity is not None
+            }
+            stored: dict[int, set[tuple[str, str, str]]] = {i: set() for i in ids}
+            for part in chunks(list(ids)):
+                cur.execute(
+                    self.db.sql(
+                        "SELECT originating_id, source_ref, type, target_ref "
+                        f"FROM catalog_relations WHERE originating_id IN ({_marks(len(part))})"
+                    ),
+                    part,
+                )
+                for origin, source, kind, target in cur.fetchall():
+                    stored[int(origin)].add((str(source), str(kind), str(target)))
+            return all(stored[i] == set(tree.items[ref].relations) for i, ref in ids.items())
 
     def _accept(
         self, tree: Tree, existing: dict[str, Row], elsewhere: dict[str, Row], report: SyncReport
@@ -253,11 +308,7 @@ class Syncer:
                 processed_text = row.processed
             else:
                 uid = row.uid if row is not None else str(uuid.uuid4())
-                entity = item.entity
-                metadata = dict(entity["metadata"])
-                metadata["uid"] = uid
-                entity = {**entity, "metadata": metadata}
-                processed_text = to_json(entity)
+                processed_text, entity = _processed(item.entity, uid)
                 processed_by_ref[ref] = entity
             if row is None:
                 inserts.append(
