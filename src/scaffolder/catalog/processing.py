@@ -13,6 +13,7 @@ catalog already had from that file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -34,7 +35,7 @@ from scaffolder.catalog.model import (
     parse_location_ref,
     ref_of,
 )
-from scaffolder.catalog.parsing import parse_entity_yaml
+from scaffolder.catalog.parsing import ParseResult, parse_entity_yaml
 from scaffolder.catalog.placeholders import PlaceholderRefused, inside, resolve_placeholders
 from scaffolder.catalog.readers import ReadError, UrlReader, resolve_url
 from scaffolder.catalog.relations import Relation, emit_relations, sort_spec_arrays
@@ -44,6 +45,8 @@ from scaffolder.catalog.validation import check_envelope, enforce_policies, vali
 #: Location types the API (and a url location's files) may name (upstream's default).
 ALLOWED_LOCATION_TYPES = ("url",)
 MAX_DEPTH = 32
+#: Entries the parse and result caches hold before they are emptied.
+MAX_MEMO = 200_000
 _COMMIT_HASH = re.compile(r"\b[0-9a-f]{40,}\b")
 
 
@@ -55,6 +58,9 @@ class Deferred:
     location_key: str
     #: False when the file has no ``$text``/``$json``/``$yaml`` at all (nothing to resolve).
     placeholders: bool = True
+    #: Identifies the document (file, content hash, index, origin) when its processing may
+    #: be reused on the next refresh; None when it may not.
+    memo: tuple[str, str, int, str] | None = None
 
 
 @dataclass(kw_only=True)
@@ -112,14 +118,42 @@ class Processor:
         self.reader = reader
         self.rules = rules
         self.allowed_location_types = allowed_location_types
+        # Unchanged files are neither parsed nor processed again on the next refresh: the
+        # parse of each file by content hash, and the result of each document in it (never
+        # of a Location, which reads further files, nor of a file with placeholders).
+        self._parsed: dict[str, tuple[str, list[ParseResult]]] = {}
+        self._results: dict[tuple[str, str, int, str], Result] = {}
 
     # --- one entity ---------------------------------------------------------------------
 
-    def process(self, unprocessed: Mapping[str, Any], *, placeholders: bool = True) -> Result:
+    def process(
+        self,
+        unprocessed: Mapping[str, Any],
+        *,
+        placeholders: bool = True,
+        memo: tuple[str, str, int, str] | None = None,
+    ) -> Result:
         """Run one entity through the pipeline (it must carry its location annotations).
 
-        ``placeholders=False`` skips the placeholder walk (its file has none).
+        ``placeholders=False`` skips the placeholder walk (its file has none); with ``memo``,
+        the result of the same document last time is reused (a copy of its error list).
         """
+        if memo is not None:
+            cached = self._results.get(memo)
+            if cached is not None:
+                return Result(
+                    entity=cached.entity, errors=list(cached.errors), relations=cached.relations
+                )
+        result = self._process(unprocessed, placeholders=placeholders)
+        if memo is not None and not result.deferred and not result.read_failed:
+            if len(self._results) > MAX_MEMO:
+                self._results.clear()
+            self._results[memo] = Result(
+                entity=result.entity, errors=list(result.errors), relations=result.relations
+            )
+        return result
+
+    def _process(self, unprocessed: Mapping[str, Any], *, placeholders: bool) -> Result:
         result = Result(entity=None)
         try:
             try:
@@ -322,12 +356,22 @@ class Processor:
                 result.incomplete.add(here.key)
                 continue
             placeholders = any(marker in file.data for marker in (b"$text", b"$json", b"$yaml"))
-            for parsed in parse_entity_yaml(file.data, here):
+            digest = hashlib.sha1(file.data).hexdigest()  # noqa: S324 - a cache key
+            cached = self._parsed.get(here.key)
+            if cached is not None and cached[0] == digest:
+                documents = cached[1]
+            else:
+                documents = list(parse_entity_yaml(file.data, here))
+                if len(self._parsed) > MAX_MEMO:
+                    self._parsed.clear()
+                self._parsed[here.key] = (digest, documents)
+            for index, parsed in enumerate(documents):
                 if parsed.error is not None:
                     result.errors.append(parsed.error)
                     result.incomplete.add(here.key)
                 elif parsed.entity is not None:
-                    self._receive(parsed.entity, here, parent, result, placeholders)
+                    memo = None if placeholders else (here.key, digest, index)
+                    self._receive(parsed.entity, here, parent, result, placeholders, memo)
 
     def _receive(
         self,
@@ -336,6 +380,7 @@ class Processor:
         parent: Mapping[str, Any],
         result: Result,
         placeholders: bool = True,
+        memo: tuple[str, str, int] | None = None,
     ) -> None:
         """ProcessorOutputCollector: check the envelope and stamp the child's locations."""
         try:
@@ -365,6 +410,7 @@ class Processor:
                 entity={**child, "metadata": metadata},
                 location_key=location.key,
                 placeholders=placeholders,
+                memo=None if memo is None else (*memo, str(origin)),
             )
         )
 
@@ -373,11 +419,11 @@ class Processor:
     def walk(self, root: Mapping[str, Any], root_location_key: str) -> Tree:
         """Process a root Location entity and everything it yields, breadth first."""
         tree = Tree()
-        queue: deque[tuple[dict[str, Any], str, str | None, int, bool]] = deque(
-            [(dict(root), root_location_key, None, 0, True)]
+        queue: deque[tuple[dict[str, Any], str, str | None, int, Deferred | None]] = deque(
+            [(dict(root), root_location_key, None, 0, None)]
         )
         while queue:
-            unprocessed, location_key, parent_ref, depth, placeholders = queue.popleft()
+            unprocessed, location_key, parent_ref, depth, deferred_from = queue.popleft()
             ref = ref_of(unprocessed)
             seen = tree.items.get(ref)
             if seen is not None:
@@ -386,7 +432,11 @@ class Processor:
                         conflict_error(ref, seen.location_key, location_key)
                     )
                 continue
-            result = self.process(unprocessed, placeholders=placeholders)
+            result = self.process(
+                unprocessed,
+                placeholders=deferred_from is None or deferred_from.placeholders,
+                memo=None if deferred_from is None else deferred_from.memo,
+            )
             tree.items[ref] = Item(
                 ref=ref,
                 location_key=location_key,
@@ -401,9 +451,7 @@ class Processor:
             if depth >= MAX_DEPTH:
                 continue
             for deferred in result.deferred:
-                queue.append(
-                    (deferred.entity, deferred.location_key, ref, depth + 1, deferred.placeholders)
-                )
+                queue.append((deferred.entity, deferred.location_key, ref, depth + 1, deferred))
         return tree
 
     def dry_run(self, root: Mapping[str, Any]) -> list[dict[str, Any]]:
