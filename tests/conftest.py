@@ -89,7 +89,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, db_url: str) -> Callable[..., Settings]:
-    """Settings on a temp database and working directory, with extra config merged in."""
+    """Settings on a temp database and working directory, with extra config merged in.
+
+    ``integrations.git`` has the local git host ``localhost`` on ``tmp_path / "git"``, so
+    ``localhost?owner=o&repo=r`` publishes to ``tmp_path / "git/o/r.git"``.
+    """
 
     def make(extra: dict[str, Any] | None = None, **backend: Any) -> Settings:
         config: dict[str, Any] = {
@@ -101,6 +105,10 @@ def make_settings(tmp_path: Path, db_url: str) -> Callable[..., Settings]:
             },
             "catalog": {
                 "locations": [{"type": "file", "target": f"{FIXTURE_TEMPLATES}/*/template.yaml"}]
+            },
+            # The local git host of `make serve`, on a temp directory of bare repositories.
+            "integrations": {
+                "git": [{"host": "localhost", "baseUrl": (tmp_path / "git").as_uri()}]
             },
         }
         for key, value in (extra or {}).items():

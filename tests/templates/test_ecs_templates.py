@@ -68,6 +68,8 @@ CUSTOM_COMMON: dict[str, Any] = {
 }
 
 CASES = ("defaults", "custom")
+#: What the publish step publishes to without a repoUrl: the local git host.
+DEFAULT_REPO_URL = "parameters.repoUrl or ('localhost?owner=platform&repo=' + parameters.name)"
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 RAW_TAGS = re.compile(r"\{%-?\s*(?:raw|endraw)\s*-?%\}")
 PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40}(?:\s|$)")
@@ -112,7 +114,8 @@ def cookiecutter_default(value: Any) -> Any:
 def case_values(name: str, case: str) -> dict[str, Any]:
     """What a user submits: the name only, or a non-default value for every field."""
     if case == "defaults":
-        return {"name": "svc-default"}
+        # One name per template: with no repoUrl each publishes to localhost/platform/<name>.
+        return {"name": f"svc-{name.split('-')[1]}"}
     values: dict[str, Any] = {}
     for key, prop in form_properties(name).items():
         if key == "runQualityGate":
@@ -146,6 +149,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             "catalog": {
                 "locations": [{"type": "file", "target": f"{COOKIECUTTERS}/*/template.yaml"}]
             },
+            # Where the publish step of a task without repoUrl pushes (the local git host).
+            "integrations": {"git": [{"host": "localhost", "baseUrl": (root / "git").as_uri()}]},
         }
     )
     built = build_services(settings)
@@ -259,7 +264,7 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
     assert props["system"]["ui:field"] == "EntityPicker"
     assert props["system"]["ui:options"]["catalogFilter"]["kind"] == "System"
     assert props["repoUrl"]["ui:field"] == "RepoUrlPicker"
-    assert props["repoUrl"]["ui:options"]["allowedHosts"] == ["github.com"]
+    assert props["repoUrl"]["ui:options"]["allowedHosts"] == ["localhost", "github.com"]
     assert props["runQualityGate"]["type"] == "boolean"
     assert props["runQualityGate"]["default"] is False
     required = {
@@ -267,10 +272,28 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
         for step in parameter_steps(load_template(name)["spec"])
         for key in step.get("required", [])
     }
-    assert "repoUrl" not in required  # the publish step that needs it comes later
+    assert "repoUrl" not in required  # empty: the local git host
 
     steps = load_template(name)["spec"]["steps"]
-    assert [s["action"] for s in steps] == ["fetch:cookiecutter", "quality:lint", "debug:log"]
+    assert [s["action"] for s in steps] == [
+        "fetch:cookiecutter",
+        "quality:lint",
+        "debug:log",
+        "publish:git",
+    ]
+    publish = steps[3]
+    assert publish["id"] == "publish"
+    assert publish["input"]["repoUrl"] == f"${{{{ {DEFAULT_REPO_URL} }}}}"
+    assert publish["if"] == f"${{{{ (({DEFAULT_REPO_URL}) | parseRepoUrl).host != 'github.com' }}}}"
+    assert publish["input"]["defaultBranch"] == "main"
+    links = load_template(name)["spec"]["output"]["links"]
+    assert links == [
+        {
+            "title": "Repository",
+            "url": "${{ steps.publish.output.remoteUrl }}",
+            "if": "${{ steps.publish.output.remoteUrl }}",
+        }
+    ]
     assert steps[0]["input"]["url"] == "./cookiecutter"
     assert steps[1]["if"] == "${{ parameters.runQualityGate }}"
     assert steps[1]["input"] == {"path": "./"}
@@ -387,6 +410,34 @@ def test_workflows_keep_github_expressions_and_pin_actions(
     deploy_step = uses["aws-actions/amazon-ecs-deploy-task-definition"].get("with", {})
     if deploy_step.get("service"):  # a scheduled task registers only, no service to wait for
         assert deploy_step.get("wait-for-service-stability") is True
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_publishes_to_the_local_git_host_without_a_repo_url(
+    name: str, case: str, rendered: Any, services: Services
+) -> None:
+    root: Path = rendered(name, case)
+    if "fetch:cookiecutter" not in services.registry:
+        pytest.skip("rendered without the pipeline: nothing was published")
+    values = case_values(name, case)
+    bare = services.settings.working_directory.parent / "git" / "platform" / f"{values['name']}.git"
+    if "repoUrl" in values:  # github.com: publish:github's to do, not the local host's
+        assert not bare.exists()
+        return
+    env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    listing = subprocess.run(
+        ["git", "--git-dir", str(bare), "ls-tree", "-r", "--name-only", "main"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    # What the workspace held when it was published (the generated tests add caches later).
+    expected = sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if not path.is_dir() and not {"__pycache__", ".pytest_cache"} & set(path.parts)
+    )
+    assert sorted(listing) == expected
+    assert "catalog-info.yaml" in listing
 
 
 # --- (c) the quality gate, (d) the repository's own tests ---------------------------------
