@@ -7,7 +7,7 @@ from http import HTTPStatus
 
 from flask import Flask, Response, g, request
 
-from scaffolder.api import catalog, health, scaffolder
+from scaffolder.api import autocomplete, catalog, health, scaffolder
 from scaffolder.api.auth import authenticate
 from scaffolder.api.errors import register_error_handlers
 from scaffolder.services import EXTENSION_KEY, Services, build_services
@@ -33,7 +33,7 @@ def create_app(
 
     @app.before_request
     def _authenticate() -> None:
-        if request.blueprint in ("scaffolder", "catalog") and request.endpoint != (
+        if request.blueprint in ("scaffolder", "autocomplete", "catalog") and request.endpoint != (
             "scaffolder.openapi"
         ):
             g.scaffolder_caller = authenticate(services.settings)
@@ -47,7 +47,7 @@ def create_app(
             response.status = f"{code} {HTTPStatus(code).phrase}"
         return response
 
-    for blueprint in (scaffolder.bp, catalog.bp, health.bp):
+    for blueprint in (scaffolder.bp, autocomplete.bp, catalog.bp, health.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import current_app
@@ -14,6 +15,11 @@ from scaffolder.catalog.service import CatalogConfig, CatalogService
 from scaffolder.catalog.store import SqlCatalogStore
 from scaffolder.db.engine import create_engine, upgrade
 from scaffolder.integrations.cookiecutter import CookiecutterPool
+from scaffolder.integrations.github_auth import GithubConnector
+from scaffolder.integrations.github_autocomplete import (
+    AutocompleteHandler,
+    create_github_autocomplete,
+)
 from scaffolder.integrations.scm import ScmIntegrations
 from scaffolder.settings import Settings
 from scaffolder.tasks.broker import TaskBroker
@@ -42,6 +48,8 @@ class Services:
     scaffolder: ScaffolderService
     worker: TaskWorker | None = None
     cookiecutter_pool: CookiecutterPool | None = None
+    #: ``POST /v2/autocomplete/{provider}/...`` handlers by provider.
+    autocomplete: Mapping[str, AutocompleteHandler] = field(default_factory=dict)
     ready: bool = False
 
     def close(self) -> None:
@@ -68,6 +76,7 @@ def build_services(
     # its idle memory) does not carry a cookiecutter process.
     cookiecutter_pool = CookiecutterPool.from_config(settings.raw)
     scm = ScmIntegrations.from_config(settings.raw)
+    github = GithubConnector.from_config(scm, settings.raw)
     registry = ActionRegistry(
         create_builtin_actions(
             templater=templater,
@@ -77,6 +86,8 @@ def build_services(
             git_file_roots=scm.local_roots(),
             scm_integrations=scm,
             config=settings.raw,
+            github=github,
+            entity_lookup=catalog.get_entity,
         )
     )
     for action in load_plugin_actions():
@@ -99,6 +110,7 @@ def build_services(
         templater=templater,
         runner=runner,
         cookiecutter_pool=cookiecutter_pool,
+        autocomplete={"github": create_github_autocomplete(github)},
         scaffolder=ScaffolderService(
             broker=broker,
             catalog=catalog,

@@ -21,13 +21,14 @@ from typing import Any
 
 import jwt
 
-from scaffolder.errors import InputError
+from scaffolder.errors import InputError, TaskCancelledError
 from scaffolder.integrations.github import (
     Clock,
     GithubClient,
     GithubError,
     RetryPolicy,
     Sleep,
+    cancellable_sleep,
     segment,
 )
 from scaffolder.integrations.scm import (
@@ -214,10 +215,25 @@ class GithubConnector:
         """The wall clock this connector (and its clients) read."""
         return self._clock
 
-    @property
-    def sleep(self) -> Sleep:
-        """How this connector's clients wait by default."""
-        return self._sleep
+    def sleeper(self, wait: Callable[[float], bool] | None = None) -> Sleep:
+        """How a task's GitHub work waits: this connector's sleep, ended by a cancel.
+
+        Args:
+            wait: the task's `CancelSignal.wait` (sleeps up to the seconds given; True when
+                cancelled), or None outside a task.
+        """
+        if wait is None:
+            return self._sleep
+        if self._sleep is time.sleep:
+            return cancellable_sleep(wait)
+        inner = self._sleep
+
+        def sleep(seconds: float) -> None:
+            if wait(0):
+                raise TaskCancelledError("The task has been cancelled")
+            inner(seconds)
+
+        return sleep
 
     # --- GitHub Apps -------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from scaffolder.actions.base import ActionContext, TemplateAction
 from scaffolder.actions.builtin.fetch_common import build_action
 from scaffolder.actions.builtin.github_common import GithubRepo, connect
 from scaffolder.errors import ScaffolderError
-from scaffolder.integrations.github import Clock, GithubError, cancellable_sleep, segment
+from scaffolder.integrations.github import Clock, GithubError, segment
 from scaffolder.integrations.github_auth import GithubConnector
 
 #: How long a followed run may take when ``timeoutMinutes`` is not given.
@@ -153,7 +153,7 @@ class _Follower:
         self._gh = gh
         self._clock = clock
         self._poll = poll_seconds
-        self._sleep = cancellable_sleep(ctx.signal.wait)
+        self._sleep = gh.sleep
         self._deadline = clock() + timeout_minutes * 60.0
         self._minutes = timeout_minutes
 

@@ -20,7 +20,7 @@ from scaffolder.integrations.github import (
     GithubConflictError,
     GithubError,
     GithubNotFoundError,
-    cancellable_sleep,
+    Sleep,
     seal_secret,
     segment,
 )
@@ -44,6 +44,8 @@ class GithubRepo:
     repo: str
     client: GithubClient
     token: str = field(repr=False)
+    #: How this step waits (the connector's sleep, ended by a cancel of the task).
+    sleep: Sleep = field(repr=False, compare=False)
 
     @property
     def path(self) -> str:
@@ -63,12 +65,13 @@ def connect(ctx: ActionContext, github: GithubConnector) -> GithubRepo:
     """
     location = github.locate(str(ctx.input.get("repoUrl", "")))
     token = ctx.input.get("token")
+    sleep = github.sleeper(ctx.signal.wait)
     client, resolved = github.connect(
         location.host,
         location.owner,
         location.repo,
         token if isinstance(token, str) else None,
-        sleep=cancellable_sleep(ctx.signal.wait),
+        sleep=sleep,
     )
     return GithubRepo(
         host=location.host,
@@ -76,6 +79,7 @@ def connect(ctx: ActionContext, github: GithubConnector) -> GithubRepo:
         repo=location.repo,
         client=client,
         token=resolved.token,
+        sleep=sleep,
     )
 
 
@@ -334,8 +338,7 @@ def protect_default_branch(ctx: ActionContext, gh: GithubRepo, branch: str) -> N
         except GithubError as exc:
             if "Branch not found" not in exc.message:
                 raise
-            gh_sleep = cancellable_sleep(ctx.signal.wait)
-            gh_sleep(BRANCH_NOT_FOUND_RETRY_SECONDS)
+            gh.sleep(BRANCH_NOT_FOUND_RETRY_SECONDS)
             _protect_once(ctx, gh, branch)
     except GithubError as exc:
         ctx.logger.warn(f"Skipping: default branch protection on '{gh.repo}', {exc.message}")

@@ -12,7 +12,7 @@ from scaffolder.actions.builtin.fetch_common import build_action
 from scaffolder.actions.builtin.github_common import GithubRepo, connect, set_variable
 from scaffolder.catalog.model import parse_entity_ref
 from scaffolder.errors import InputError
-from scaffolder.integrations.github import GithubError, cancellable_sleep, seal_secret, segment
+from scaffolder.integrations.github import GithubError, seal_secret, segment
 from scaffolder.integrations.github_auth import GithubConnector
 
 #: Upstream waits this long first: an environment on a repository created a moment ago by
@@ -39,8 +39,8 @@ def create_github_environment_create_action(
 
     def handler(ctx: ActionContext) -> None:
         inputs = ctx.input
-        cancellable_sleep(ctx.signal.wait)(SETTLE_SECONDS)
         gh = connect(ctx, github)
+        gh.sleep(SETTLE_SECONDS)
         client, name = gh.client, str(inputs["name"])
         env = f"{gh.path}/environments/{segment(name)}"
 
