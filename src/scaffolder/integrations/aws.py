@@ -77,7 +77,7 @@ class AwsConfig:
     default: AwsTarget
     retry_mode: str = DEFAULT_RETRY_MODE
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    templates: Mapping[str, AwsTarget] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any]) -> AwsConfig | None:
@@ -116,30 +116,24 @@ class AwsConfig:
             isinstance(v, Mapping) for v in templates.values()
         ):
             raise InputError("Config key 'aws.templates' must map template refs to mappings")
+        default = _target(section, "aws", None)
         return cls(
-            default=_target(section, "aws", None),
+            default=default,
             retry_mode=retry_mode,
             max_attempts=max_attempts,
-            templates={str(k): dict(v) for k, v in templates.items()},
+            templates={
+                str(ref): _target(override, f"aws.templates[{ref}]", default)
+                for ref, override in templates.items()
+            },
         )
 
     def target(self, *, template_ref: str | None = None, region: str | None = None) -> AwsTarget:
         """The target for a template (its override, if any) and an explicit region."""
         target = self.default
-        override = self._override(template_ref)
-        if override is not None:
-            target = _target(override, f"aws.templates[{template_ref}]", target)
-        if region:
-            target = replace(target, region=region)
-        return target
-
-    def _override(self, template_ref: str | None) -> Mapping[str, str] | None:
-        if not template_ref:
-            return None
-        if template_ref in self.templates:
-            return self.templates[template_ref]
-        name = template_ref.rsplit("/", 1)[-1]
-        return self.templates.get(name)
+        if template_ref:
+            name = template_ref.rsplit("/", 1)[-1]
+            target = self.templates.get(template_ref) or self.templates.get(name) or target
+        return replace(target, region=region) if region else target
 
 
 def _target(section: Mapping[str, Any], where: str, base: AwsTarget | None) -> AwsTarget:

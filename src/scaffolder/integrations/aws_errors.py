@@ -138,8 +138,9 @@ def translate_error(exc: Exception, *, action: str, service: str) -> AwsError:
     """
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        text = str(error.get("Message", "")).strip()
+        code, text = _code_and_message(
+            str(error.get("Code", "Unknown")), str(error.get("Message", "")).strip()
+        )
         op = exc.operation_name
         iam_action = f"{service}:{op}"
         fields: dict[str, Any] = {"code": code, "operation": op, "aws_message": text, "cause": exc}
@@ -181,3 +182,19 @@ def translate_error(exc: Exception, *, action: str, service: str) -> AwsError:
     if isinstance(exc, ConnectionError):
         return AwsError(f"{action}: cannot reach AWS ({service}): {exc}", cause=exc)
     return AwsError(f"{action}: {service} call failed: {exc}", cause=exc)
+
+
+def _code_and_message(code: str, text: str) -> tuple[str, str]:
+    """AWS's code and message, also when the error body was not in the protocol botocore expected.
+
+    botocore then reports the HTTP status as the code and the raw body as the message (moto
+    answers IAM denials with an XML body even for JSON services). The body's own ``<Code>``
+    is used if it has one, and a bare 403 is taken for the denial it almost always is.
+    """
+    if not code.isdigit():
+        return code, text
+    found_code = re.search(r"<Code>([^<]+)</Code>", text)
+    found_text = re.search(r"<Message>([^<]*)</Message>", text)
+    if found_code:
+        return found_code.group(1), found_text.group(1) if found_text else ""
+    return ("AccessDenied" if code == "403" else code), text
