@@ -38,10 +38,25 @@ from scaffolder.actions.builtin.fetch_template_file import create_fetch_template
 from scaffolder.actions.builtin.fs_delete import create_fs_delete_action
 from scaffolder.actions.builtin.fs_readdir import create_fs_readdir_action
 from scaffolder.actions.builtin.fs_rename import create_fs_rename_action
+from scaffolder.actions.builtin.github_actions_dispatch import (
+    create_github_actions_dispatch_action,
+)
+from scaffolder.actions.builtin.github_environment_create import (
+    EntityLookup,
+    create_github_environment_create_action,
+)
+from scaffolder.actions.builtin.github_repo_create import create_github_repo_create_action
+from scaffolder.actions.builtin.github_repo_push import create_github_repo_push_action
+from scaffolder.actions.builtin.github_webhook import create_github_webhook_action
 from scaffolder.actions.builtin.publish_git import create_publish_git_action
+from scaffolder.actions.builtin.publish_github import create_publish_github_action
+from scaffolder.actions.builtin.publish_github_pull_request import (
+    create_publish_github_pull_request_action,
+)
 from scaffolder.actions.builtin.quality_lint import create_quality_lint_action
 from scaffolder.integrations.aws import AwsClients
 from scaffolder.integrations.cookiecutter import CookiecutterPool
+from scaffolder.integrations.github_auth import GithubConnector
 from scaffolder.integrations.scm import ScmIntegrations
 from scaffolder.tasks.templating import Templater
 
@@ -64,6 +79,7 @@ __all__ = [
     "create_fs_delete_action",
     "create_fs_readdir_action",
     "create_fs_rename_action",
+    "create_github_actions",
     "create_publish_git_action",
     "create_quality_lint_action",
 ]
@@ -79,6 +95,8 @@ def create_builtin_actions(
     scm_integrations: ScmIntegrations | None = None,
     config: Mapping[str, Any] | None = None,
     aws: AwsClients | None = None,
+    github: GithubConnector | None = None,
+    entity_lookup: EntityLookup | None = None,
 ) -> list[TemplateAction]:
     """The builtin actions this package implements.
 
@@ -96,6 +114,9 @@ def create_builtin_actions(
         aws: the AWS client factory for the ``aws:*`` actions (default: built from
             ``config``'s ``aws`` section). They are registered even when AWS is not
             configured, and then skip themselves with a log line.
+        github: connects to the configured GitHub hosts; with it, the GitHub actions
+            (upstream's github module) are included.
+        entity_lookup: finds catalog entities (``github:environment:create`` reviewers).
     """
     actions = [
         create_fetch_plain_action(),
@@ -131,4 +152,24 @@ def create_builtin_actions(
         create_aws_secretsmanager_create_secret_action(aws=aws),
         create_aws_codepipeline_create_action(aws=aws),
     ]
+    if github is not None:
+        actions += create_github_actions(github=github, config=config, entity_lookup=entity_lookup)
     return actions
+
+
+def create_github_actions(
+    *,
+    github: GithubConnector,
+    config: Mapping[str, Any] | None = None,
+    entity_lookup: EntityLookup | None = None,
+) -> list[TemplateAction]:
+    """The GitHub actions, in the order upstream's github module registers them."""
+    return [
+        create_github_actions_dispatch_action(github=github),
+        create_github_environment_create_action(github=github, entity_lookup=entity_lookup),
+        create_github_repo_create_action(github=github),
+        create_github_repo_push_action(github=github, config=config),
+        create_github_webhook_action(github=github),
+        create_publish_github_action(github=github, config=config),
+        create_publish_github_pull_request_action(github=github, config=config),
+    ]
