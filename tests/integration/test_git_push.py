@@ -240,7 +240,9 @@ def test_refused_urls_fail_before_git_runs(
     assert spy.calls() == []
 
 
-@pytest.mark.parametrize("branch", ["-f", "main..x", "refs/heads/main", "HEAD", "a b", "x.lock"])
+@pytest.mark.parametrize(
+    "branch", ["-f", "main..x", "refs/heads/main", "HEAD", "a b", "x.lock", "main\n"]
+)
 def test_refused_branches_fail_before_git_runs(
     branch: str, source: Path, bare: Path, spy: GitSpy
 ) -> None:

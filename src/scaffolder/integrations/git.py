@@ -121,7 +121,10 @@ def local_git_roots(config: Mapping[str, Any]) -> tuple[Path, ...]:
 def is_valid_ref(ref: str) -> bool:
     """Whether ``ref`` is a branch, tag or commit name git cannot mistake for anything else."""
     return bool(
-        _REF.match(ref) and ".." not in ref and "//" not in ref and not ref.endswith(("/", ".lock"))
+        _REF.fullmatch(ref)
+        and ".." not in ref
+        and "//" not in ref
+        and not ref.endswith(("/", ".lock"))
     )
 
 

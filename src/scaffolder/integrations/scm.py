@@ -273,9 +273,9 @@ class ScmIntegrations:
                     shown += f"?{_url_encode(parts.query)}"
                 raise InputError(f"Invalid repo URL passed to publisher: {shown}, missing {name}")
         owner, repo = query["owner"].strip("/"), query["repo"].strip("/")
-        if not _NAME.match(owner) or owner in (".", ".."):
+        if not _NAME.fullmatch(owner) or owner in (".", ".."):
             raise InputError(f"Invalid repository owner provided in repoUrl: {owner!r}")
-        if not _NAME.match(repo) or repo in (".", "..") or repo.lower().endswith(".git"):
+        if not _NAME.fullmatch(repo) or repo in (".", "..") or repo.lower().endswith(".git"):
             raise InputError(f"Invalid repository name provided in repoUrl: {repo!r}")
         return RepoLocation(host=host, owner=owner, repo=repo, integration=integration)
 
@@ -400,12 +400,13 @@ def _normalise_base_url(value: str, key: str, cwd: Path) -> str:
         raise InputError(f"{key}: {value!r} must be a URL with a host and no query")
     if parts.password is not None or (scheme != "ssh" and parts.username is not None):
         raise InputError(f"{key}: credentials go in the token key, never in the URL")
-    if scheme == "http" and not _is_loopback(parts.hostname):
+    if scheme == "http" and not is_loopback_host(parts.hostname):
         raise InputError(f"{key}: http:// is allowed on loopback only; use https://")
     return value.rstrip("/")
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback_host(hostname: str) -> bool:
+    """Whether ``hostname`` is ``localhost`` or a loopback address."""
     if hostname == "localhost":
         return True
     try:
