@@ -420,3 +420,51 @@ def test_replace_location_puts_code_provided_entities_in(
     assert [
         e["metadata"]["name"] for e in services.catalog.list_entities([{"kind": ["group"]}])
     ] == ["team-a"]
+
+
+def test_a_sync_that_changes_nothing_does_not_wait_for_the_write_lock(
+    make_catalog: Callable[..., Services], tmp_path: Path
+) -> None:
+    import threading
+
+    from scaffolder.catalog.model import ANNOTATION_LOCATION
+    from scaffolder.db.engine import write_lock
+
+    path = write_yaml(tmp_path / "a.yaml", component("svc"), group("team-a"))
+    services = make_catalog([{"type": "file", "target": str(path)}])
+    catalog = services.catalog
+    source = location_entity_ref("file", str(path))
+    root = catalog._root(source)
+    assert root is not None
+
+    def tree() -> Any:
+        return catalog.processor.walk(root, root["metadata"]["annotations"][ANNOTATION_LOCATION])
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with write_lock(services.engine):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        done: list[Any] = []
+        unchanged = tree()
+        syncing = threading.Thread(
+            target=lambda: done.append(
+                catalog.store.syncer.sync(source, unchanged, keep_orphans=False)
+            )
+        )
+        syncing.start()
+        syncing.join(5)
+        assert done, "a sync with nothing to write waited for the write lock"
+        assert (done[0].added, done[0].updated, done[0].removed) == (0, 0, 0)
+    finally:
+        release.set()
+        holder.join()
+    write_yaml(path, component("svc", lifecycle="experimental"), group("team-a"))
+    report = catalog.store.syncer.sync(source, tree(), keep_orphans=False)
+    assert report.updated == 1
