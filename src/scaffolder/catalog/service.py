@@ -186,7 +186,13 @@ class CatalogService:
                 log.info("catalog: %s is no longer configured; removing its entities", source_key)
                 self.store.syncer.remove_source(source_key, keep_orphans=self.config.keep_orphans)
         for source_key in roots:
-            self.refresh_source(source_key)
+            try:
+                self.refresh_source(source_key)
+            except Exception:  # e.g. another process ingesting the same location at once
+                log.exception("catalog: reading %s failed; retrying on schedule", source_key)
+                self.store.schedule(
+                    source_key, utcnow() + timedelta(seconds=self.config.refresh_interval)
+                )
         if background:
             self._refresher = Refresher(self)
             self._refresher.start()
