@@ -105,9 +105,9 @@ class PostgresServer:
         return self._template
 
     @contextmanager
-    def database(self) -> Iterator[str]:
-        """A fresh, migrated database for one test; its SQLAlchemy URL. Dropped afterwards."""
-        template = self._ensure_template()
+    def database(self, *, migrated: bool = True) -> Iterator[str]:
+        """A fresh database for one test (migrated, or empty); its URL. Dropped afterwards."""
+        template = self._ensure_template() if migrated else "template0"
         name = f"{self._prefix}_{next(self._names)}"
         self._admin(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -123,3 +124,39 @@ def test_list_filters_and_counts(store: SqlTaskStore) -> None:
     page, total = store.list_tasks(TaskFilter(limit=1, order=[("created_by", "asc")]))
     assert total == 3
     assert len(page) == 1
+
+
+def test_timestamps_and_json_round_trip_identically(
+    store: SqlTaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moment = datetime(2026, 11, 27, 17, 3, 26, 123987)
+    monkeypatch.setattr("scaffolder.tasks.store.utcnow", lambda: moment)
+    spec = {**_spec(), "values": {"name": "été ✓", "n": 1.5, "deep": [{"a": None}], "e": ""}}
+    task_id = store.create_task(spec=spec, secrets=None, created_by="user:default/a")
+    store.emit(task_id, EventType.LOG, {"message": "line\n\u001b[32mgreen\u001b[39m"})
+    store.claim_task()
+    store.complete_task(task_id, TaskStatus.COMPLETED, {"message": "done", "output": {}})
+    task = store.get_task(task_id)
+    assert task.created_at == moment  # microseconds kept by both engines
+    assert task.to_json() == {
+        "id": task_id,
+        "spec": spec,
+        "status": "completed",
+        "createdAt": "2026-11-27T17:03:26.123Z",
+        "lastHeartbeatAt": "2026-11-27T17:03:26.123Z",
+        "createdBy": "user:default/a",
+    }
+    events = [e.to_json(recoverable=False) for e in store.list_events(task_id)]
+    assert [e["createdAt"] for e in events] == ["2026-11-27T17:03:26.123Z"] * 2
+    assert events[0]["body"] == {"message": "line\n\u001b[32mgreen\u001b[39m"}
+    assert events[1]["body"] == {"message": "done", "output": {}}
+
+
+def test_list_order_is_the_same_on_both_engines(store: SqlTaskStore) -> None:
+    for who in ("user:default/b", None, "user:default/B", "user:default/a"):
+        store.create_task(spec=_spec(), secrets=None, created_by=who)
+    ascending, _ = store.list_tasks(TaskFilter(order=[("created_by", "asc")]))
+    descending, _ = store.list_tasks(TaskFilter(order=[("created_by", "desc")]))
+    expected = [None, "user:default/B", "user:default/a", "user:default/b"]
+    assert [t.created_by for t in ascending] == expected
+    assert [t.created_by for t in descending] == expected[::-1]

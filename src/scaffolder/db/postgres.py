@@ -134,10 +134,11 @@ class PgListener:
                 self._sleep(backoff)
                 backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
                 continue
+            connection = raw.dbapi_connection
             # Out of the pool for good: it sits in LISTEN for the life of the process.
             raw.detach()
             try:
-                self._listen(raw.driver_connection)
+                self._listen(connection)
                 backoff = RECONNECT_MIN_SECONDS
             except Exception as exc:
                 if not self._stopping.is_set():
