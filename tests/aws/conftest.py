@@ -179,12 +179,18 @@ class Checkpoints:
 
 
 @pytest.fixture
-def run_aws(tmp_path: Path) -> Callable[..., ActionRun]:
-    """Validate the input against the action's schema, then run it like the runner does."""
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
+def aws_workspace(tmp_path: Path) -> Path:
+    """The task workspace the actions under test see."""
+    path = tmp_path / "workspace"
+    path.mkdir()
+    return path
 
-    def run(
+
+@pytest.fixture
+def aws_context(aws_workspace: Path) -> Callable[..., ActionRun]:
+    """An `ActionRun` whose context is what the runner would give ``action`` (not run yet)."""
+
+    def make(
         action: TemplateAction,
         input: Mapping[str, Any],
         *,
@@ -193,16 +199,17 @@ def run_aws(tmp_path: Path) -> Callable[..., ActionRun]:
         is_dry_run: bool = False,
         template_ref: str = "template:default/service",
         signal: CancelSignal | None = None,
+        task_id: str = "task-1",
     ) -> ActionRun:
         assert action.input_schema is not None
         jsonschema.Draft7Validator(action.input_schema).validate(dict(input))
         result = ActionRun(ctx=None)  # type: ignore[arg-type]
         result.ctx = ActionContext(
             input=dict(input),
-            workspace_path=workspace,
+            workspace_path=aws_workspace,
             logger=ActionLogger(result.lines.append),
             signal=signal or CancelSignal(),
-            task_id="task-1",
+            task_id=task_id,
             step_id="step-1",
             step_name="Step 1",
             is_dry_run=is_dry_run,
@@ -211,6 +218,17 @@ def run_aws(tmp_path: Path) -> Callable[..., ActionRun]:
             _output=result.outputs.__setitem__,
             _checkpoint=checkpoints if checkpoints is not None else Checkpoints(),
         )
+        return result
+
+    return make
+
+
+@pytest.fixture
+def run_aws(aws_context: Callable[..., ActionRun]) -> Callable[..., ActionRun]:
+    """Validate the input against the action's schema, then run it as the runner does."""
+
+    def run(action: TemplateAction, input: Mapping[str, Any], **kwargs: Any) -> ActionRun:
+        result = aws_context(action, input, **kwargs)
         action.handler(result.ctx)
         return result
 
@@ -357,8 +375,13 @@ def cloudformation_rollbacks(monkeypatch: pytest.MonkeyPatch) -> None:
             self.events.append(_event(self, logical, kinds[logical], "DELETE_COMPLETE", None))
         self._add_stack_event("ROLLBACK_COMPLETE")
         self.status = "ROLLBACK_COMPLETE"
+        self.output_map = _NoOutputs()  # a rolled-back stack has none
 
     monkeypatch.setattr(Stack, "create_resources", create_resources)
+
+
+class _NoOutputs(dict[str, Any]):
+    exports: list[Any] = []
 
 
 def _event(stack: Any, logical: str, kind: str, status: str, reason: str | None) -> Any:
@@ -372,4 +395,5 @@ def _event(stack: Any, logical: str, kind: str, status: str, reason: str | None)
         resource_type=kind,
         resource_status=status,
         resource_status_reason=reason,
+        resource_properties=None,
     )
