@@ -7,8 +7,9 @@ from http import HTTPStatus
 
 from flask import Flask, Response, g, request
 
-from scaffolder.api import autocomplete, catalog, health, scaffolder
-from scaffolder.api.auth import authenticate
+from scaffolder.api import autocomplete, catalog, health, metrics, scaffolder
+from scaffolder.api.auth import Authenticator, authenticate
+from scaffolder.api.cors import CorsMiddleware, CorsPolicy
 from scaffolder.api.errors import register_error_handlers
 from scaffolder.services import EXTENSION_KEY, Services, build_services
 from scaffolder.settings import MAX_BODY_BYTES, Settings
@@ -30,13 +31,19 @@ def create_app(
     if services is None:
         services = build_services(settings or Settings(), with_worker=with_worker)
     app.extensions[EXTENSION_KEY] = services
+    authenticator = Authenticator.from_settings(services.settings)
+    cors = CorsPolicy.from_config(services.settings.raw)
+    if cors is not None:
+        # Outside Flask: preflights are answered before any route or the auth gate.
+        app.wsgi_app = CorsMiddleware(app.wsgi_app, cors)  # type: ignore[method-assign]
 
     @app.before_request
     def _authenticate() -> None:
         if request.blueprint in ("scaffolder", "autocomplete", "catalog") and request.endpoint != (
             "scaffolder.openapi"
         ):
-            g.scaffolder_caller = authenticate(services.settings)
+            plugin = "catalog" if request.blueprint == "catalog" else "scaffolder"
+            g.scaffolder_caller = authenticate(authenticator, plugin)
 
     @app.after_request
     def _reason_phrase(response: Response) -> Response:
@@ -47,7 +54,7 @@ def create_app(
             response.status = f"{code} {HTTPStatus(code).phrase}"
         return response
 
-    for blueprint in (scaffolder.bp, autocomplete.bp, catalog.bp, health.bp):
+    for blueprint in (scaffolder.bp, autocomplete.bp, catalog.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -70,21 +70,39 @@ def serve(config: Sequence[str], host: str | None, port: int | None, threads: in
     from scaffolder.server import serve as run_server
 
     settings = _settings(config)
-    run_server(settings, host=host or settings.host, port=port or settings.port, threads=threads)
+    try:
+        run_server(
+            settings, host=host or settings.host, port=port or settings.port, threads=threads
+        )
+    except ScaffolderError as exc:
+        _fail(exc)
 
 
 @main.command()
 @config_option
-def worker(config: Sequence[str]) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Serve this worker's Prometheus metrics on backend.listen.host:PORT/metrics.",
+)
+def worker(config: Sequence[str], metrics_port: int | None) -> None:
     """Run task workers only, on the same database as the API."""
+    from scaffolder.metrics import serve_metrics
     from scaffolder.services import build_services
 
     services = build_services(_settings(config), with_worker=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    stop_metrics = (
+        serve_metrics(services.metrics, services.settings.host, metrics_port)
+        if metrics_port is not None
+        else None
+    )
     click.echo(f"worker running ({services.settings.concurrent_tasks_limit} slots)", err=True)
     stop.wait()
+    if stop_metrics is not None:
+        stop_metrics()
     services.close()
 
 
@@ -128,7 +146,7 @@ def run(
     try:
         try:
             task_id = services.scaffolder.create_task(
-                template_ref=template_ref, values=values, secrets=None, caller=Caller()
+                template_ref=template_ref, values=values, secrets=None, caller=Caller(local=True)
             )
         except ScaffolderError as exc:
             _fail(exc)
@@ -202,7 +220,7 @@ def dry_run(
             values=_parse_values(values_file, pairs),
             secrets=None,
             directory_contents=contents,
-            caller=Caller(),
+            caller=Caller(local=True),
         )
     except ScaffolderError as exc:
         _fail(exc)

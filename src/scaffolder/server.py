@@ -9,6 +9,7 @@ here, and its master process added ~29 MB of RSS to every instance.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
@@ -16,6 +17,7 @@ from types import FrameType
 
 from cheroot import wsgi
 
+from scaffolder.errors import InputError
 from scaffolder.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,9 +26,46 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10.0
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``); anything else is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen_policy(settings: Settings, host: str) -> None:
+    """Refuse to serve without auth on an address other hosts can reach.
+
+    Raises:
+        InputError: ``dangerouslyDisableDefaultAuthPolicy`` on a non-loopback ``host``
+            without ``backend.auth.allowInsecureNonLoopback: true``.
+    """
+    if (
+        settings.auth_disabled
+        and not settings.allow_insecure_non_loopback
+        and not is_loopback(host)
+    ):
+        raise InputError(
+            "backend.auth.dangerouslyDisableDefaultAuthPolicy is only allowed when listening on "
+            f"loopback, and the listen host is {host}. Configure tokens "
+            "(backend.auth.externalAccess, backend.auth.backstage), listen on 127.0.0.1, or set "
+            "backend.auth.allowInsecureNonLoopback: true to let anyone who can reach the port "
+            "run templates"
+        )
+
+
 def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> None:
-    """Migrate the database, build the services and serve until SIGTERM or SIGINT."""
+    """Migrate the database, build the services and serve until SIGTERM or SIGINT.
+
+    Raises:
+        InputError: auth is disabled and ``host`` is not loopback (`check_listen_policy`).
+    """
     from scaffolder.app import create_app
+
+    check_listen_policy(settings, host)
     from scaffolder.services import build_services
 
     services = build_services(settings, with_worker=True)

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask import current_app
 
+from scaffolder.access import TemplateAccess
 from scaffolder.actions.builtin import create_builtin_actions
 from scaffolder.actions.registry import ActionRegistry, load_plugin_actions
+from scaffolder.audit import Auditor
 from scaffolder.catalog.service import CatalogConfig, CatalogService
 from scaffolder.catalog.store import SqlCatalogStore
 from scaffolder.db.engine import create_engine, upgrade
@@ -21,6 +23,7 @@ from scaffolder.integrations.github_autocomplete import (
     create_github_autocomplete,
 )
 from scaffolder.integrations.scm import ScmIntegrations
+from scaffolder.metrics import Metrics
 from scaffolder.settings import Settings
 from scaffolder.tasks.broker import TaskBroker
 from scaffolder.tasks.runner import WorkflowRunner
@@ -46,6 +49,8 @@ class Services:
     templater: Templater
     runner: WorkflowRunner
     scaffolder: ScaffolderService
+    metrics: Metrics
+    auditor: Auditor
     worker: TaskWorker | None = None
     cookiecutter_pool: CookiecutterPool | None = None
     #: ``POST /v2/autocomplete/{provider}/...`` handlers by provider.
@@ -92,13 +97,16 @@ def build_services(
     )
     for action in load_plugin_actions():
         registry.register(action)
+    store = SqlTaskStore(engine)
+    metrics = Metrics.from_config(settings.raw, store)
     runner = WorkflowRunner(
         registry=registry,
         templater=templater,
         environment_parameters=settings.default_environment_parameters,
         environment_secrets=settings.default_environment_secrets,
+        observer=metrics,
     )
-    broker = TaskBroker(SqlTaskStore(engine))
+    broker = TaskBroker(store)
     broker.start()  # on PostgreSQL: hear other processes' tasks and events (LISTEN)
     settings.working_directory.mkdir(parents=True, exist_ok=True)
     services = Services(
@@ -117,7 +125,10 @@ def build_services(
             templater=templater,
             runner=runner,
             working_directory=settings.working_directory,
+            template_access=TemplateAccess.from_config(settings.raw),
         ),
+        metrics=metrics,
+        auditor=Auditor.from_config(settings.raw),
     )
     # Every location is read before the first request; the refresher then keeps them fresh.
     catalog.start(background=with_worker)

@@ -31,6 +31,14 @@ DEFAULT_CONCURRENT_TASKS_LIMIT = 10
 DEFAULT_HEARTBEAT_SECONDS = 1.0
 DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: The ``aud`` of the user tokens Backstage's auth backend issues.
+BACKSTAGE_TOKEN_AUDIENCE = "backstage"  # noqa: S105 - a JWT audience, not a secret
+#: Signature algorithms accepted on Backstage user tokens (its default is ES256).
+BACKSTAGE_TOKEN_ALGORITHMS = ("ES256", "RS256")
+#: Asymmetric algorithms ``backend.auth.backstage.algorithms`` may list (never HS* or none).
+SUPPORTED_TOKEN_ALGORITHMS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
 
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,10 +60,26 @@ class CatalogLocation:
 
 @dataclass(frozen=True, kw_only=True)
 class StaticToken:
-    """A ``backend.auth.externalAccess`` static token and the subject it authenticates."""
+    """A ``backend.auth.externalAccess`` static token and the subject it authenticates.
+
+    ``plugins`` is the ``accessRestrictions`` plugin list: ``None`` when the token may call
+    every plugin.
+    """
 
     token: str
     subject: str
+    plugins: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackstageIdentity:
+    """``backend.auth.backstage``: verify Backstage user tokens against its JWKS."""
+
+    base_url: str
+    jwks_url: str
+    issuer: str
+    audience: str = BACKSTAGE_TOKEN_AUDIENCE
+    algorithms: tuple[str, ...] = BACKSTAGE_TOKEN_ALGORITHMS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +101,10 @@ class Settings:
     task_timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS
     catalog_locations: tuple[CatalogLocation, ...] = ()
     auth_disabled: bool = False
+    #: ``backend.auth.allowInsecureNonLoopback``: serve with auth disabled on any address.
+    allow_insecure_non_loopback: bool = False
     static_tokens: tuple[StaticToken, ...] = ()
+    backstage_identity: BackstageIdentity | None = None
     default_environment_parameters: Mapping[str, Any] = field(default_factory=dict)
     default_environment_secrets: Mapping[str, str] = field(default_factory=dict)
     scm_hosts: Mapping[str, str] = field(default_factory=lambda: {"github.com": "github"})
@@ -123,7 +150,13 @@ class Settings:
                     f"backend.auth.externalAccess[{i}].options.token must be a string of at "
                     "least 8 characters with no whitespace"
                 )
-            tokens.append(StaticToken(token=token, subject=str(subject or "external")))
+            tokens.append(
+                StaticToken(
+                    token=token,
+                    subject=str(subject or "external"),
+                    plugins=_access_restrictions(access.get("accessRestrictions"), i),
+                )
+            )
 
         # Parsed (and checked) where the publishers and fetchers read them, so parseRepoUrl
         # knows exactly the hosts they can use.
@@ -144,7 +177,9 @@ class Settings:
             keep_workspaces=bool(scaffolder.get("keepWorkspaces", False)),
             catalog_locations=tuple(locations),
             auth_disabled=bool(auth.get("dangerouslyDisableDefaultAuthPolicy", False)),
+            allow_insecure_non_loopback=bool(auth.get("allowInsecureNonLoopback", False)),
             static_tokens=tuple(tokens),
+            backstage_identity=_backstage_identity(auth.get("backstage")),
             default_environment_parameters=dict(_section(environment, "parameters")),
             default_environment_secrets={
                 str(k): str(v) for k, v in _section(environment, "secrets").items()
@@ -195,6 +230,58 @@ def _section(config: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InputError(f"Config key '{key}' must be a mapping")
     return value
+
+
+def _access_restrictions(value: Any, index: int) -> tuple[str, ...] | None:
+    """The plugins an ``externalAccess`` entry's ``accessRestrictions`` allow, or ``None``.
+
+    Backstage can also narrow a token to permissions; we have no permission framework to
+    enforce that with, so such an entry is refused rather than silently widened.
+    """
+    if value is None:
+        return None
+    key = f"backend.auth.externalAccess[{index}].accessRestrictions"
+    if not isinstance(value, list) or not value:
+        raise InputError(f"{key} must be a non-empty list of {{plugin: <pluginId>}}")
+    plugins = []
+    for item in value:
+        if not isinstance(item, Mapping) or not isinstance(item.get("plugin"), str):
+            raise InputError(f"{key} entries must have a plugin id")
+        if "permission" in item or "permissionAttribute" in item:
+            raise InputError(
+                f"{key}: permission and permissionAttribute restrictions are not supported "
+                "here (there is no permission framework); restrict the token by plugin"
+            )
+        plugins.append(item["plugin"])
+    return tuple(dict.fromkeys(plugins))
+
+
+def _backstage_identity(value: Any) -> BackstageIdentity | None:
+    """``backend.auth.backstage``: where Backstage's auth backend publishes its keys."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("baseUrl"), str):
+        raise InputError("backend.auth.backstage must have a baseUrl (Backstage's backend URL)")
+    base_url = value["baseUrl"].rstrip("/")
+    if not re.match(r"^https?://", base_url):
+        raise InputError("backend.auth.backstage.baseUrl must be an http(s) URL")
+    algorithms = value.get("algorithms", list(BACKSTAGE_TOKEN_ALGORITHMS))
+    if (
+        not isinstance(algorithms, list)
+        or not algorithms
+        or not set(algorithms) <= SUPPORTED_TOKEN_ALGORITHMS
+    ):
+        raise InputError(
+            "backend.auth.backstage.algorithms must list some of "
+            + ", ".join(sorted(SUPPORTED_TOKEN_ALGORITHMS))
+        )
+    return BackstageIdentity(
+        base_url=base_url,
+        jwks_url=str(value.get("jwksUrl", f"{base_url}/api/auth/.well-known/jwks.json")),
+        issuer=str(value.get("issuer", f"{base_url}/api/auth")),
+        audience=str(value.get("audience", BACKSTAGE_TOKEN_AUDIENCE)),
+        algorithms=tuple(algorithms),
+    )
 
 
 def _trusted_templates(value: Any) -> tuple[str, ...]:

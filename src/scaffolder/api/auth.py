@@ -1,4 +1,10 @@
-"""The auth gate: Backstage's default policy, with static tokens as service principals."""
+"""The auth gate: Backstage's default policy (CONTRACT §10.1).
+
+A bearer token is tried as a Backstage user token (verified against Backstage's JWKS, when
+``backend.auth.backstage`` is configured), then as a static ``externalAccess`` token. With
+``dangerouslyDisableDefaultAuthPolicy`` a request without a token is the "none" principal;
+a token that is sent must still be valid, as upstream.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,71 @@ import re
 
 from flask import g, request
 
-from scaffolder.errors import AuthenticationError
-from scaffolder.settings import Settings
+from scaffolder.errors import AuthenticationError, NotAllowedError
+from scaffolder.integrations.backstage_tokens import UserTokenVerifier
+from scaffolder.settings import Settings, StaticToken
 from scaffolder.tasks.service import Caller
 
 _BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.IGNORECASE)
 
 
-def authenticate(settings: Settings) -> Caller:
-    """The caller of this request, or `AuthenticationError` (401)."""
-    header = request.headers.get("Authorization")
-    match = _BEARER.match(header) if header else None
-    token = match.group(1) if match else None
-    if token is not None:
-        for static in settings.static_tokens:
-            if hmac.compare_digest(static.token.encode(), token.encode()):
-                return Caller(token=token, subject=static.subject)
-    if settings.auth_disabled:
-        # With the default policy off, an unknown token is still an error (as upstream).
-        if token is not None and header is not None:
-            raise AuthenticationError("Illegal token")
-        return Caller()
-    if token is None:
-        raise AuthenticationError("Missing credentials")
-    raise AuthenticationError("Illegal token")
+class Authenticator:
+    """Turns an ``Authorization`` header into a `Caller`, or a 401/403."""
+
+    def __init__(self, settings: Settings, user_tokens: UserTokenVerifier | None = None) -> None:
+        self._disabled = settings.auth_disabled
+        self._static = settings.static_tokens
+        self._user_tokens = user_tokens
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Authenticator:
+        """The gate for these settings (its JWKS client fetches nothing until a token comes)."""
+        identity = settings.backstage_identity
+        return cls(settings, UserTokenVerifier(identity) if identity is not None else None)
+
+    def authenticate(self, header: str | None, plugin: str) -> Caller:
+        """The caller presenting ``header`` to ``plugin`` (``scaffolder`` or ``catalog``).
+
+        Raises:
+            AuthenticationError: no token where one is needed, or a token we do not accept.
+            NotAllowedError: a static token whose access restrictions leave out ``plugin``.
+        """
+        match = _BEARER.match(header) if header else None
+        token = match.group(1) if match else None
+        if token is None:
+            if self._disabled:
+                return Caller()
+            raise AuthenticationError("Missing credentials")
+        if self._user_tokens is not None:
+            identity = self._user_tokens.verify(token)
+            if identity is not None:
+                if identity.limited:
+                    raise AuthenticationError("Illegal limited user token")
+                return Caller(
+                    user_ref=identity.user_ref,
+                    token=token,
+                    ownership_refs=identity.ownership_refs,
+                )
+        static = self._static_token(token)
+        if static is not None:
+            if static.plugins is not None and plugin not in static.plugins:
+                allowed = ", ".join(f"'{p}'" for p in static.plugins)
+                raise NotAllowedError(f"This token's access is restricted to plugin(s) {allowed}")
+            return Caller(token=token, subject=static.subject)
+        raise AuthenticationError("Illegal token")
+
+    def _static_token(self, token: str) -> StaticToken | None:
+        found = None
+        for static in self._static:
+            # Every entry is compared, so the time taken does not tell which one matched.
+            if hmac.compare_digest(static.token.encode(), token.encode()) and found is None:
+                found = static
+        return found
+
+
+def authenticate(authenticator: Authenticator, plugin: str) -> Caller:
+    """Authenticate the current request for ``plugin``."""
+    return authenticator.authenticate(request.headers.get("Authorization"), plugin)
 
 
 def current_caller() -> Caller:

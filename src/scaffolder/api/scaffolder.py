@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
@@ -20,6 +21,7 @@ from scaffolder.api.request import (
     require_object,
     string_map,
 )
+from scaffolder.audit import Actor
 from scaffolder.errors import InputError
 from scaffolder.services import get_services
 from scaffolder.tasks.model import EventType, is_recoverable
@@ -61,9 +63,11 @@ def create_task() -> Response:
         raise InputError("request/body/templateRef must be string")
     values = require_object(body["values"], "request/body/values")
     secrets = string_map(body.get("secrets"), "request/body/secrets")
-    task_id = get_services().scaffolder.create_task(
-        template_ref=template_ref, values=values, secrets=secrets, caller=current_caller()
-    )
+    with _audited("create", templateRef=template_ref, parameters=values) as meta:
+        task_id = get_services().scaffolder.create_task(
+            template_ref=template_ref, values=values, secrets=secrets, caller=current_caller()
+        )
+        meta["taskId"] = task_id
     return json_response({"id": task_id}, 201)
 
 
@@ -104,10 +108,13 @@ def event_stream(task_id: str) -> Response:
     task = broker.store.get_task(task_id)  # 404 before any SSE header
     recoverable = is_recoverable(task.spec)
 
+    clients = get_services().metrics.event_stream_clients
+
     def frames() -> Iterator[str]:
         last = after
         first = True
         stop = threading.Event()
+        clients.inc()
         try:
             while True:
                 events = broker.wait_for_events(
@@ -127,6 +134,7 @@ def event_stream(task_id: str) -> Response:
                     return
         finally:
             stop.set()
+            clients.dec()
 
     response = Response(stream_with_context(frames()), status=200)
     response.headers["Connection"] = "keep-alive"
@@ -150,7 +158,10 @@ def list_events(task_id: str) -> Response:
 @bp.post("/v2/tasks/<task_id>/cancel")
 def cancel_task(task_id: str) -> Response:
     check_query(())
-    get_services().broker.cancel(task_id)
+    services = get_services()
+    with _audited("cancel", taskId=task_id) as meta:
+        meta["templateRef"] = _template_ref(task_id)
+        services.broker.cancel(task_id)
     return json_response({"status": "cancelled"})
 
 
@@ -159,7 +170,9 @@ def retry_task(task_id: str) -> Response:
     check_query(())
     body = require_object(json_body(required=False) or {})
     secrets = string_map(body.get("secrets"), "request/body/secrets")
-    get_services().scaffolder.retry_task(task_id, secrets=secrets, caller=current_caller())
+    with _audited("retry", taskId=task_id) as meta:
+        meta["templateRef"] = _template_ref(task_id)
+        get_services().scaffolder.retry_task(task_id, secrets=secrets, caller=current_caller())
     return json_response({"id": task_id}, 201)
 
 
@@ -176,19 +189,42 @@ def dry_run() -> Response:
         isinstance(c, dict) and isinstance(c.get("path"), str) for c in contents
     ):
         raise InputError("request/body/directoryContents must be array of {path, base64Content}")
-    result = get_services().scaffolder.dry_run(
-        template=template,
-        values=values,
-        secrets=secrets,
-        directory_contents=contents,
-        caller=current_caller(),
-    )
+    metadata = template.get("metadata") or {}
+    template_ref = f"template:{metadata.get('namespace', 'default')}/{metadata.get('name')}"
+    with _audited("dry-run", templateRef=template_ref, parameters=values):
+        result = get_services().scaffolder.dry_run(
+            template=template,
+            values=values,
+            secrets=secrets,
+            directory_contents=contents,
+            caller=current_caller(),
+        )
     return json_response(result)
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return json_response(scaffolder_openapi())
+
+
+def _audited(action_type: str, **meta: Any) -> AbstractContextManager[dict[str, Any]]:
+    """An audit record of this request's action on a task, written when it ends."""
+    actor = Actor(
+        actor_id=current_caller().principal,
+        ip=request.remote_addr,
+        forwarded_for=request.headers.get("X-Forwarded-For"),
+        user_agent=request.headers.get("User-Agent"),
+    )
+    return get_services().auditor.task_event(
+        action_type, actor=actor, request={"method": request.method, "url": request.path}, **meta
+    )
+
+
+def _template_ref(task_id: str) -> str | None:
+    """The template a task was created from (for the audit record); 404 for no such task."""
+    spec = get_services().broker.store.get_task(task_id).spec
+    ref = (spec.get("templateInfo") or {}).get("entityRef")
+    return str(ref) if ref is not None else None
 
 
 def _after() -> int | None:

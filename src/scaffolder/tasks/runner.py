@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,16 @@ class RunContext(Protocol):
 
     def save_state(self) -> None:
         """Persist ``state`` (checkpoints) so a retry of this task can read it."""
+
+
+class RunObserver(Protocol):
+    """Told when real (not dry) runs start and steps end: the metrics."""
+
+    def run_started(self, task_id: str) -> None:
+        """A worker starts running this task."""
+
+    def step_finished(self, action_id: str, status: str, seconds: float) -> None:
+        """A step ran for ``seconds`` and ended ``completed``, ``failed`` or ``cancelled``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,11 +107,13 @@ class WorkflowRunner:
         templater: Templater,
         environment_parameters: Mapping[str, Any] | None = None,
         environment_secrets: Mapping[str, str] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self._registry = registry
         self._templater = templater
         self._env_parameters = dict(environment_parameters or {})
         self._env_secrets = dict(environment_secrets or {})
+        self._observer = observer
 
     def execute(self, run: RunContext) -> RunResult:
         """Run every step; never raises for a step failure (it is in the result)."""
@@ -108,6 +121,9 @@ class WorkflowRunner:
         steps: list[dict[str, Any]] = list(spec.get("steps") or [])
         env_secrets = {} if run.is_dry_run else self._env_secrets
         redact = Redactor({**run.secrets, **env_secrets})
+        if self._observer is not None and not run.is_dry_run:
+            # Before the first event: the observer tells a first run by its having none.
+            self._observer.run_started(run.task_id)
         run.emit_log({"message": f"Starting up task with {len(steps)} steps"})
 
         step_outputs: dict[str, dict[str, Any]] = {}
@@ -138,6 +154,7 @@ class WorkflowRunner:
             run.emit_log(
                 {"message": f"Beginning step {name}", "stepId": step_id, "status": "processing"}
             )
+            started: float | None = None
             try:
                 if run.signal.cancelled:
                     raise TaskCancelledError(
@@ -154,16 +171,21 @@ class WorkflowRunner:
                         }
                     )
                     continue
+                started = time.monotonic()
                 outputs = self._run_step(run, step, step_id, name, context, redact)
                 step_outputs[step_id] = {"output": outputs}
                 if run.signal.cancelled:
                     raise TaskCancelledError(
                         f"Step {step_id} ({name}) of task {run.task_id} has been cancelled."
                     )
+                self._step_finished(run, step, started, "completed")
                 run.emit_log(
                     {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
                 )
             except Exception as exc:
+                if started is not None:
+                    outcome = "cancelled" if run.signal.cancelled else "failed"
+                    self._step_finished(run, step, started, outcome)
                 text = redact(f"{_error_name(exc)}: {_error_message(exc)}")
                 if first_error is not None:
                     text = f"Additional error occurred: {text}"
@@ -178,6 +200,13 @@ class WorkflowRunner:
         return RunResult(status="completed", output=output)
 
     # --- one step ----------------------------------------------------------------------
+
+    def _step_finished(
+        self, run: RunContext, step: Mapping[str, Any], started: float, status: str
+    ) -> None:
+        if self._observer is not None and not run.is_dry_run:
+            seconds = time.monotonic() - started
+            self._observer.step_finished(str(step.get("action")), status, seconds)
 
     def _condition_holds(self, condition: Any, context: Mapping[str, Any]) -> bool:
         if condition is None:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scaffolder.actions.base import CancelSignal
 from scaffolder.catalog.model import TEMPLATE_API_VERSION, parse_entity_ref
@@ -23,16 +23,31 @@ from scaffolder.tasks.templating import Templater
 from scaffolder.tasks.workspace import create_workspace, remove_workspace, resolve_within
 from scaffolder.validation import validate
 
+if TYPE_CHECKING:
+    from scaffolder.access import TemplateAccess
+
 DRY_RUN_TEMPLATE_REF = "template:default/dry-run"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Caller:
-    """Who is calling: a user (``user_ref``), a service, or nobody (auth disabled)."""
+    """Who is calling: a user (``user_ref``), a service, or nobody (auth disabled).
+
+    ``ownership_refs`` are a user's ``ent`` claim (itself and its groups). ``local`` marks a
+    command run on this machine by its operator (``scaffolder run``), to whom template
+    allow-lists do not apply.
+    """
 
     user_ref: str | None = None
     token: str | None = None
     subject: str | None = None
+    ownership_refs: tuple[str, ...] = ()
+    local: bool = False
+
+    @property
+    def principal(self) -> str:
+        """Who this is, for logs and audit records: a user ref, a service subject or none."""
+        return self.user_ref or self.subject or "none"
 
 
 class ScaffolderService:
@@ -46,12 +61,14 @@ class ScaffolderService:
         templater: Templater,
         runner: WorkflowRunner,
         working_directory: Path,
+        template_access: TemplateAccess | None = None,
     ) -> None:
         self._broker = broker
         self._catalog = catalog
         self._templater = templater
         self._runner = runner
         self._working_directory = working_directory
+        self._access = template_access
 
     # --- templates -----------------------------------------------------------------------
 
@@ -112,6 +129,8 @@ class ScaffolderService:
         """Validate and store a task; returns its id. Nothing is written on a bad request."""
         ref = parse_entity_ref(template_ref, default_kind="template")
         template = self.find_template(ref.namespace, ref.kind, ref.name)
+        if self._access is not None:
+            self._access.check_template(str(ref), caller)
         spec_in = template.get("spec") or {}
         parameters = self.validate_values(spec_in, values)
         validate_secrets(spec_in, secrets or {})
@@ -137,6 +156,8 @@ class ScaffolderService:
         if entity_ref and entity_ref != DRY_RUN_TEMPLATE_REF:
             ref = parse_entity_ref(entity_ref, default_kind="template")
             template = self.find_template(ref.namespace, ref.kind, ref.name)
+            if self._access is not None:
+                self._access.check_template(str(ref), caller)
             validate_secrets(template.get("spec") or {}, secrets or {})
         stored = dict(secrets or {})
         if caller.token:
@@ -196,6 +217,11 @@ class ScaffolderService:
             raise InputError("Input template is not a template") from None
         if str(template.get("kind", "")).lower() != "template":
             raise InputError("Input template is not a template")
+        if self._access is not None:
+            metadata = template.get("metadata") or {}
+            self._access.check_dry_run(
+                f"template:{metadata.get('namespace', 'default')}/{metadata.get('name')}", caller
+            )
         spec_in = template.get("spec") or {}
         parameters = self.validate_values(spec_in, values)
         validate_secrets(spec_in, secrets or {})

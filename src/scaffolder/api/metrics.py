@@ -1,0 +1,19 @@
+"""``GET /metrics``: Prometheus text exposition (no token needed unless configured)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from scaffolder.api.errors import error_response
+from scaffolder.services import get_services
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    registry = get_services().metrics
+    if not registry.authorized(request.headers.get("Authorization")):
+        return error_response("AuthenticationError", "Missing credentials", 401)
+    body, content_type = registry.exposition(request.headers.get("Accept"))
+    return Response(body, status=200, content_type=content_type)
