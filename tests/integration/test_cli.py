@@ -99,7 +99,9 @@ def test_templates_and_actions_list(config: Path) -> None:
     assert "template:default/hello-service" in templates.output
     assert "template:default/slow-template" in templates.output
     actions = CliRunner().invoke(main, ["actions", "list", "--config", str(config)])
-    assert actions.output.splitlines()[0].startswith("catalog:write\t")
+    ids = [line.split("\t")[0] for line in actions.output.splitlines()]
+    assert ids == sorted(ids)
+    assert "catalog:write" in ids
     assert "fetch:template\t" in actions.output
 
 
