@@ -75,6 +75,7 @@ class PostgresServer:
         self._names = itertools.count()
         self._prefix = f"scaffolder_test_{uuid.uuid4().hex[:8]}"
         self._template: str | None = None
+        self._version: int | None = None
 
     def _conninfo(self, database: str | None = None) -> str:
         url = make_url(self.admin_url)
@@ -85,6 +86,12 @@ class PostgresServer:
     def _admin(self, statement: sql.Composable) -> None:
         with psycopg.connect(self._conninfo(), autocommit=True) as conn:
             conn.execute(statement)
+
+    def _server_version(self) -> int:
+        if self._version is None:
+            with psycopg.connect(self._conninfo()) as conn:
+                self._version = conn.info.server_version
+        return self._version
 
     def url(self, database: str) -> str:
         """The SQLAlchemy URL of ``database`` on this server (psycopg driver)."""
@@ -109,11 +116,12 @@ class PostgresServer:
         """A fresh database for one test (migrated, or empty); its URL. Dropped afterwards."""
         template = self._ensure_template() if migrated else "template0"
         name = f"{self._prefix}_{next(self._names)}"
-        self._admin(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}")
+        if self._server_version() >= 150000:
+            # Copying the files beats writing them through the WAL (15's default) for a
+            # database this small: about half the time.
+            create += sql.SQL(" STRATEGY FILE_COPY")
+        self._admin(create.format(sql.Identifier(name), sql.Identifier(template)))
         try:
             yield self.url(name)
         finally:
