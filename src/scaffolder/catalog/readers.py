@@ -15,7 +15,7 @@ import glob
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +210,9 @@ class UrlReader:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_bytes: int = MAX_FILE_BYTES
     session: requests.Session = field(default_factory=requests.Session)
+    #: Reads ``file://`` URLs (files in the local git host's repositories,
+    #: `scaffolder.catalog.git_reader`); without it they are refused.
+    file_url_reader: Callable[[str], bytes] | None = None
 
     def integration_for(self, url: str) -> GithubIntegration | None:
         """The SCM integration whose host serves ``url``."""
@@ -248,6 +251,8 @@ class UrlReader:
             scheme = urlsplit(url).scheme
         except ValueError:
             scheme = ""
+        if scheme == "file" and self.file_url_reader is not None:
+            return self.file_url_reader(url)
         if scheme not in ("http", "https"):
             raise ReadError("NotAllowedError", _not_allowed(url))
         integration = self.integration_for(url)

@@ -18,9 +18,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from scaffolder.catalog.errors import EntityError
+from scaffolder.catalog.git_reader import GitFileReader
 from scaffolder.catalog.locations import Location
 from scaffolder.catalog.model import (
     ANNOTATION_LOCATION,
@@ -55,6 +57,7 @@ from scaffolder.catalog.store import Filter, SqlCatalogStore
 from scaffolder.catalog.sync import SyncReport
 from scaffolder.catalog.validation import check_envelope, enforce_policies, validate_kind
 from scaffolder.errors import ConflictError, InputError, NotAllowedError, NotFoundError
+from scaffolder.integrations.scm import ScmIntegrations
 from scaffolder.tasks.model import utcnow
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,9 @@ class CatalogConfig:
     allow: tuple[AllowRule, ...] = ()
     github: tuple[GithubIntegration, ...] = ()
     read_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    #: Directories of the local git hosts: ``file://`` url targets are read from their
+    #: bare repositories (`scaffolder.catalog.git_reader`).
+    git_roots: tuple[Path, ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CatalogConfig:
@@ -116,6 +122,7 @@ class CatalogConfig:
             allow=tuple(allow_rules_from_config(config)),
             github=tuple(integrations_from_config(config)),
             read_timeout=timeout,
+            git_roots=ScmIntegrations.from_config(config).local_roots(),
         )
 
 
@@ -140,10 +147,12 @@ class CatalogService:
     ) -> None:
         self.store = store
         self.config = config or CatalogConfig()
+        git = GitFileReader(roots=self.config.git_roots, timeout=self.config.read_timeout)
         self.reader = reader or UrlReader(
             allow=self.config.allow,
             github=self.config.github or integrations_from_config({}),
             timeout=self.config.read_timeout,
+            file_url_reader=git.read if self.config.git_roots else None,
         )
         self.processor = Processor(reader=self.reader, rules=self.config.rules)
         self._refresh_lock = threading.RLock()
@@ -325,9 +334,9 @@ class CatalogService:
 
     # --- locations (API) -----------------------------------------------------------------
 
-    def _check_type(self, kind: str) -> None:
-        if kind not in ALLOWED_LOCATION_TYPES:
-            raise InputError(allowed_types_error(ALLOWED_LOCATION_TYPES).message)
+    def _check_type(self, kind: str, types: tuple[str, ...] = ALLOWED_LOCATION_TYPES) -> None:
+        if kind not in types:
+            raise InputError(allowed_types_error(types).message)
 
     def _writable(self) -> None:
         if self.config.readonly:
@@ -365,22 +374,39 @@ class CatalogService:
         exists = self.store.location_by_target(kind, target) is not None
         return DryRun(exists=exists, location=location, entities=entities)
 
-    def create_location(self, kind: str, target: str, *, on_conflict: str = "reject") -> Location:
+    def create_location(
+        self,
+        kind: str,
+        target: str,
+        *,
+        on_conflict: str = "reject",
+        wait: bool = False,
+        types: tuple[str, ...] = ALLOWED_LOCATION_TYPES,
+    ) -> Location:
         """Register a location; its entities arrive when the refresher reads it (soon).
 
+        Args:
+            kind: the location type; one of ``types`` (the API allows ``url`` only, as
+                upstream; the CLI also registers ``file`` locations).
+            target: what the location reads.
+            on_conflict: ``refresh`` reads an existing registration again instead of failing.
+            wait: read the location before returning, even with a refresher running (the
+                scaffolder's ``catalog:register`` and the CLI: the entities are there when the
+                call returns).
+            types: the location types allowed.
+
         Raises:
-            InputError: for a type other than ``url``.
+            InputError: for a type not in ``types``.
             NotAllowedError: in readonly mode.
             ConflictError: when it is registered already (unless ``on_conflict=refresh``).
         """
-        self._check_type(kind)
+        self._check_type(kind, types)
         self._writable()
         existing = self.store.location_by_target(kind, target)
         if existing is not None:
             if on_conflict != "refresh":
                 raise ConflictError(f"Location {kind}:{target} already exists")
-            self.store.schedule(existing.entity_ref, utcnow())
-            self.wake()
+            self._read_soon(existing.entity_ref, wait=wait)
             return existing
         location = Location(
             id=str(uuid.uuid4()),
@@ -389,12 +415,20 @@ class CatalogService:
             entity_ref=location_entity_ref(kind, target),
         )
         self.store.insert_location(location, utcnow())
-        self.store.schedule(location.entity_ref, utcnow())
-        if self._refresher is None:
-            self.refresh_source(location.entity_ref)
-        else:
-            self.wake()
+        self._read_soon(location.entity_ref, wait=wait or self._refresher is None)
         return location
+
+    def _read_soon(self, source_key: str, *, wait: bool) -> None:
+        """Read a location now (``wait``) or have the refresher read it at once."""
+        if not wait:
+            self.store.schedule(source_key, utcnow())
+            self.wake()
+            return
+        try:
+            self.refresh_source(source_key)
+        except Exception:
+            self.store.schedule(source_key, utcnow())
+            raise
 
     def location(self, location_id: str) -> Location:
         """A registered location.

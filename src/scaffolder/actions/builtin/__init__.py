@@ -24,6 +24,8 @@ from scaffolder.actions.builtin.aws_secretsmanager_create_secret import (
     create_aws_secretsmanager_create_secret_action,
 )
 from scaffolder.actions.builtin.aws_ssm_put_parameter import create_aws_ssm_put_parameter_action
+from scaffolder.actions.builtin.catalog_fetch import create_catalog_fetch_action
+from scaffolder.actions.builtin.catalog_register import create_catalog_register_action
 from scaffolder.actions.builtin.catalog_write import create_catalog_write_action
 from scaffolder.actions.builtin.debug_log import create_debug_log_action
 from scaffolder.actions.builtin.debug_wait import create_debug_wait_action
@@ -54,6 +56,7 @@ from scaffolder.actions.builtin.publish_github_pull_request import (
     create_publish_github_pull_request_action,
 )
 from scaffolder.actions.builtin.quality_lint import create_quality_lint_action
+from scaffolder.catalog.catalog_client import CatalogClient
 from scaffolder.integrations.aws import AwsClients
 from scaffolder.integrations.cookiecutter import CookiecutterPool
 from scaffolder.integrations.github_auth import GithubConnector
@@ -68,6 +71,8 @@ __all__ = [
     "create_aws_secretsmanager_create_secret_action",
     "create_aws_ssm_put_parameter_action",
     "create_builtin_actions",
+    "create_catalog_fetch_action",
+    "create_catalog_register_action",
     "create_catalog_write_action",
     "create_debug_log_action",
     "create_debug_wait_action",
@@ -97,6 +102,7 @@ def create_builtin_actions(
     aws: AwsClients | None = None,
     github: GithubConnector | None = None,
     entity_lookup: EntityLookup | None = None,
+    catalog: CatalogClient | None = None,
 ) -> list[TemplateAction]:
     """The builtin actions this package implements.
 
@@ -117,7 +123,17 @@ def create_builtin_actions(
         github: connects to the configured GitHub hosts; with it, the GitHub actions
             (upstream's github module) are included.
         entity_lookup: finds catalog entities (``github:environment:create`` reviewers).
+        catalog: the catalog ``catalog:register`` and ``catalog:fetch`` use (the embedded one,
+            or a Backstage catalog); without one they are left out.
     """
+    catalog_actions = []
+    if catalog is not None:
+        catalog_actions = [
+            create_catalog_register_action(
+                catalog=catalog, integrations=scm_integrations or ScmIntegrations()
+            ),
+            create_catalog_fetch_action(catalog=catalog),
+        ]
     actions = [
         create_fetch_plain_action(),
         create_fetch_plain_file_action(),
@@ -125,6 +141,7 @@ def create_builtin_actions(
         create_fetch_template_file_action(templater=templater),
         create_debug_log_action(),
         create_debug_wait_action(),
+        *catalog_actions,
         create_catalog_write_action(),
         create_fs_delete_action(),
         create_fs_rename_action(),
