@@ -12,6 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from scaffolder.errors import InputError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 #: Advisory lock key that serializes migrations between processes on PostgreSQL
@@ -20,6 +22,13 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"scaffold", "big") >> 1
 #: Connections a PostgreSQL engine keeps, and how many more it may open under load.
 PG_POOL_SIZE = 10
 PG_POOL_OVERFLOW = 30
+#: libpq keepalive parameters for PostgreSQL connections.
+PG_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 #: Execution option that makes a SQLite transaction take the write lock when it begins.
 IMMEDIATE = "scaffolder_immediate"
@@ -54,10 +63,12 @@ def create_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
 
     The parent directory of a SQLite file is created, so the default
-    ``sqlite:///var/scaffolder.db`` works on a fresh checkout.
+    ``sqlite:///var/scaffolder.db`` works on a fresh checkout. PostgreSQL goes through
+    psycopg 3 (``postgresql://`` and ``postgres://`` included), whose ``LISTEN`` support the
+    task broker uses.
     """
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
         return _create_postgres_engine(parsed)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True, future=True)
@@ -99,9 +110,19 @@ def _create_postgres_engine(url: sa.URL) -> sa.Engine:
     # `postgresql://` alone would mean psycopg2, which we do not ship; psycopg (3) is the driver.
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    if url.drivername != "postgresql+psycopg":
+        raise InputError(
+            "backend.database.connection: PostgreSQL is used through psycopg 3 "
+            f"(postgresql+psycopg://...), not {url.drivername}"
+        )
+    # TCP keepalives, unless the URL sets its own: a peer that vanished without a word (a
+    # failover, a dropped NAT entry) is noticed in about a minute, by the pool and by the
+    # LISTEN connection, which otherwise waits on its socket for good.
+    keepalives = {k: v for k, v in PG_KEEPALIVES.items() if k not in url.query}
     engine = sa.create_engine(
         url,
         future=True,
+        connect_args=keepalives,
         pool_pre_ping=True,
         # Each worker slot, the event writer, the heartbeat and the HTTP threads take a
         # connection for one statement or one short transaction at a time.

@@ -1,0 +1,103 @@
+"""The PostgreSQL engine and the LISTEN thread on their own."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from scaffolder.db.engine import create_engine
+from scaffolder.errors import InputError
+from scaffolder.tasks import broker as broker_module
+from scaffolder.tasks.broker import TaskBroker
+from scaffolder.tasks.model import EventType
+from scaffolder.tasks.store import SqlTaskStore
+
+ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+def test_postgres_urls_mean_psycopg() -> None:
+    for url in ("postgresql://u@h/d", "postgres://u@h/d", "postgresql+psycopg://u@h/d"):
+        engine = create_engine(url)
+        assert engine.url.drivername == "postgresql+psycopg"
+        engine.dispose()
+    with pytest.raises(InputError, match="psycopg 3"):
+        create_engine("postgresql+psycopg2://u@h/d")
+
+
+@pytest.fixture
+def engines(db_url: str) -> Iterator[tuple[sa.Engine, sa.Engine]]:
+    """Two engines on one database: two processes, as far as PostgreSQL can tell."""
+    here, there = create_engine(db_url), create_engine(db_url)
+    yield here, there
+    here.dispose()
+    there.dispose()
+
+
+def _listener_pids(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'LISTEN %'"
+            )
+        )
+        return [row[0] for row in rows]
+
+
+def _next_messages(
+    broker: TaskBroker, task_id: str, after: int, write: Callable[[], object]
+) -> list[str]:
+    """What a reader waiting on ``broker`` gets when ``write`` happens while it waits."""
+    got: list[str] = []
+
+    def read() -> None:
+        events = broker.wait_for_events(task_id, after, 60, new_only=True)
+        got.extend(e.body["message"] for e in events)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(0.2)  # the reader is asleep by now: there was nothing to read
+    write()
+    reader.join(30)
+    return got
+
+
+@ON_POSTGRES
+def test_events_from_another_engine_wake_a_reader_even_after_a_reconnect(
+    engines: tuple[sa.Engine, sa.Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the safety poll at an hour, only a notification wakes the reader within the test.
+    monkeypatch.setattr(broker_module, "NOTIFIED_POLL_SECONDS", 3600.0)
+    here, there = engines
+    broker = TaskBroker(SqlTaskStore(here))
+    writer = SqlTaskStore(there)
+    broker.start()
+    try:
+        assert broker.listener is not None
+        assert broker.listener.wait_connected(10)
+        assert broker.poll_seconds == 3600.0
+        task_id = writer.create_task(spec={"steps": []}, secrets=None, created_by=None)
+        first = writer.emit(task_id, EventType.LOG, {"message": "one"})
+
+        def emit(message: str) -> Callable[[], object]:
+            return lambda: writer.emit(task_id, EventType.LOG, {"message": message})
+
+        assert _next_messages(broker, task_id, first.id, emit("two")) == ["two"]
+
+        # The server drops the LISTEN connection; the listener comes back on its own.
+        [old_pid] = _listener_pids(there)
+        with there.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": old_pid})
+        deadline = time.monotonic() + 30
+        while _listener_pids(there) in ([], [old_pid]):
+            assert time.monotonic() < deadline, "the listener did not reconnect"
+            time.sleep(0.05)
+        assert broker.listener.wait_connected(10)
+        last = writer.list_events(task_id)[-1].id
+        assert _next_messages(broker, task_id, last, emit("three")) == ["three"]
+    finally:
+        broker.close()
