@@ -39,7 +39,7 @@ TEMPLATE_FILES = sorted(COOKIECUTTERS.glob("*/template.yaml"))
 TEMPLATES = [path.parent.name for path in TEMPLATE_FILES]
 
 #: Form fields that are not cookiecutter variables.
-FORM_ONLY = frozenset({"repoUrl", "runQualityGate"})
+FORM_ONLY = frozenset({"repoUrl", "runQualityGate", "bootstrapAws"})
 #: Cookiecutter variables the form fills indirectly (from repoUrl) or never (derived).
 INDIRECT = frozenset({"repo_owner", "repo_name"})
 DERIVED = frozenset({"slug"})
@@ -275,7 +275,7 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
     assert "repoUrl" not in required  # empty: the local git host
 
     steps = load_template(name)["spec"]["steps"]
-    assert [s["action"] for s in steps] == [
+    assert [s["action"] for s in steps if not s["action"].startswith("aws:")] == [
         "fetch:cookiecutter",
         "quality:lint",
         "debug:log",
@@ -298,6 +298,22 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
     assert steps[1]["if"] == "${{ parameters.runQualityGate }}"
     assert steps[1]["input"] == {"path": "./"}
     assert load_template(name)["spec"]["output"]["text"]
+
+
+def test_web_service_bootstraps_aws_only_when_asked() -> None:
+    bootstrap = form_properties("ecs-web-service")["bootstrapAws"]
+    assert bootstrap["type"] == "boolean"
+    assert bootstrap["default"] is False
+    steps = load_template("ecs-web-service")["spec"]["steps"]
+    aws = [s for s in steps if s["action"].startswith("aws:")]
+    assert [(s["id"], s["action"]) for s in aws] == [
+        ("ecr", "aws:ecr:create"),
+        ("deploy-role", "aws:iam:github-oidc-role"),
+    ]
+    assert steps[-2:] == aws  # after publishing
+    assert all(s["if"] == "${{ parameters.bootstrapAws }}" for s in aws)
+    assert aws[1]["input"]["environment"] == "production"  # deploy.yml's environment
+    assert aws[1]["input"]["ecrRepository"] == aws[0]["input"]["repositoryName"]
 
 
 # --- (b) rendering, (e) values as data ------------------------------------------------------
