@@ -94,15 +94,15 @@ def worker(config: Sequence[str], metrics_port: int | None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop_metrics = (
+    metrics_server = (
         serve_metrics(services.metrics, services.settings.host, metrics_port)
         if metrics_port is not None
         else None
     )
     click.echo(f"worker running ({services.settings.concurrent_tasks_limit} slots)", err=True)
     stop.wait()
-    if stop_metrics is not None:
-        stop_metrics()
+    if metrics_server is not None:
+        metrics_server.stop()
     services.close()
 
 

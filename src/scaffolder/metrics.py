@@ -20,9 +20,10 @@ import hmac
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from cheroot import wsgi
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -177,13 +178,15 @@ class _TaskCounts(Collector):
         )
 
 
-def serve_metrics(metrics: Metrics, host: str, port: int) -> Callable[[], None]:
-    """Serve ``metrics.wsgi_app`` on ``host:port`` in a thread; returns a stop function."""
-    from cheroot import wsgi
+def serve_metrics(metrics: Metrics, host: str, port: int) -> wsgi.Server:
+    """Serve ``metrics.wsgi_app`` on ``host:port`` (0: any free port) in a thread.
 
+    Returns:
+        The running server: ``bind_addr`` says where, ``stop()`` stops it.
+    """
     server = wsgi.Server((host, port), metrics.wsgi_app, numthreads=2, server_name="scaffolder")
     server.prepare()
     thread = threading.Thread(target=server.serve, name="scaffolder-metrics", daemon=True)
     thread.start()
     log.info("metrics on http://%s:%d/metrics", host, server.bind_addr[1])
-    return server.stop
+    return server
