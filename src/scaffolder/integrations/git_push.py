@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from scaffolder.errors import InputError
 from scaffolder.integrations import Cancellation
@@ -37,6 +38,7 @@ from scaffolder.integrations.git import (
     git_environment,
     is_valid_ref,
 )
+from scaffolder.integrations.scm import is_loopback_host
 
 #: Schemes a push may use (``http`` only where an integration allows it: loopback).
 PUSH_SCHEMES: Final = frozenset({"file", "https", "ssh", "http"})
@@ -119,6 +121,21 @@ def resolve_commit_message(message: str | None, config: Mapping[str, Any]) -> st
     return DEFAULT_COMMIT_MESSAGE
 
 
+def check_push_url(url: str) -> str:
+    """`check_remote_url` for a push: `PUSH_SCHEMES`, and ``http://`` on loopback only.
+
+    Returns:
+        The scheme.
+
+    Raises:
+        InputError: the URL is refused.
+    """
+    scheme = check_remote_url(url, schemes=PUSH_SCHEMES)
+    if scheme == "http" and not is_loopback_host(urlsplit(url).hostname or ""):
+        raise InputError(f"Refusing remote URL {url!r}: http:// only on loopback; use https://")
+    return scheme
+
+
 def check_branch(branch: str) -> str:
     """``branch`` if it is a branch name git cannot mistake for an option or a path.
 
@@ -146,7 +163,7 @@ def init_commit_push(
 
     Args:
         source: the directory whose files become the commit (it is not modified).
-        remote_url: where to push; checked by `check_remote_url` against `PUSH_SCHEMES`.
+        remote_url: where to push; checked by `check_push_url`.
         branch: the branch to create on the remote.
         message: the commit message.
         author: author and committer.
@@ -165,7 +182,7 @@ def init_commit_push(
         ScaffolderError: git failed (the message names the URL, never a credential).
         TaskCancelledError: the task was cancelled.
     """
-    scheme = check_remote_url(remote_url, schemes=PUSH_SCHEMES)
+    scheme = check_push_url(remote_url)
     check_branch(branch)
     if auth_header is not None:
         if scheme not in ("https", "http"):
@@ -229,7 +246,7 @@ def list_remote_refs(
         InputError: the URL is refused.
         ScaffolderError: git failed (no such repository, no access, network).
     """
-    scheme = check_remote_url(remote_url, schemes=PUSH_SCHEMES)
+    scheme = check_push_url(remote_url)
     with tempfile.TemporaryDirectory(prefix="scaffolder-ls-remote-") as scratch:
         env = git_environment(
             Path(scratch),

@@ -28,10 +28,9 @@ from typing import Any
 
 from scaffolder.actions.base import ActionContext, ActionExample, TemplateAction
 from scaffolder.errors import ConflictError, InputError, ScaffolderError, TaskCancelledError
-from scaffolder.integrations.git import check_remote_url
 from scaffolder.integrations.git_push import (
-    PUSH_SCHEMES,
     check_branch,
+    check_push_url,
     create_bare_repository,
     init_commit_push,
     list_remote_refs,
@@ -151,7 +150,7 @@ def create_publish_git_action(
         if not source.is_dir():
             raise InputError(f"Invalid input 'sourcePath' ({source_input!r}): not a directory")
         remote_url = host.remote_url(owner, repo)
-        check_remote_url(remote_url, schemes=PUSH_SCHEMES)
+        check_push_url(remote_url)
         repository = _local_repository(host, owner, repo)
         author = resolve_author(
             name=ctx.input.get("gitAuthorName"),
