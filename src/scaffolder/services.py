@@ -13,9 +13,11 @@ from scaffolder.access import TemplateAccess
 from scaffolder.actions.builtin import create_builtin_actions
 from scaffolder.actions.registry import ActionRegistry, load_plugin_actions
 from scaffolder.audit import Auditor
+from scaffolder.catalog.catalog_client import EmbeddedCatalogClient
 from scaffolder.catalog.service import CatalogConfig, CatalogService
 from scaffolder.catalog.store import SqlCatalogStore
 from scaffolder.db.engine import create_engine, upgrade
+from scaffolder.integrations.backstage_catalog import catalog_client_from_config
 from scaffolder.integrations.cookiecutter import CookiecutterPool
 from scaffolder.integrations.github_auth import GithubConnector
 from scaffolder.integrations.github_autocomplete import (
@@ -76,6 +78,10 @@ def build_services(
     if migrate:
         upgrade(engine)
     catalog = CatalogService(SqlCatalogStore(engine), CatalogConfig.from_config(settings.raw))
+    # What catalog:register/catalog:fetch use: the embedded catalog, or a Backstage catalog.
+    catalog_client = catalog_client_from_config(
+        settings.raw, embedded=EmbeddedCatalogClient(catalog)
+    )
     templater = Templater(scm_hosts=settings.scm_hosts)
     # Started on the first fetch:cookiecutter step, so a server that never renders one (and
     # its idle memory) does not carry a cookiecutter process.
@@ -92,7 +98,8 @@ def build_services(
             scm_integrations=scm,
             config=settings.raw,
             github=github,
-            entity_lookup=catalog.get_entity,
+            entity_lookup=catalog_client.get_entity_by_ref,
+            catalog=catalog_client,
         )
     )
     for action in load_plugin_actions():
