@@ -45,6 +45,9 @@ STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800
 #: Time from a task's creation to a worker starting it.
 CLAIM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
+#: Backstage's health endpoints, answered by a worker's metrics server too.
+HEALTH_PATHS = ("/.backstage/health/v1/liveness", "/.backstage/health/v1/readiness")
+
 _BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.IGNORECASE)
 
 
@@ -136,7 +139,18 @@ class Metrics:
         return encoder(self.registry), content_type
 
     def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """A bare WSGI app serving ``/metrics`` (``scaffolder worker --metrics-port``)."""
+        """A bare WSGI app for ``scaffolder worker --metrics-port``.
+
+        It serves ``/metrics``, and the health endpoints so that the image's HEALTHCHECK holds
+        for worker containers too.
+        """
+        if environ.get("PATH_INFO") in HEALTH_PATHS:
+            body = b'{"status":"ok"}'
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", "15")],
+            )
+            return [body]
         if environ.get("PATH_INFO") != "/metrics":
             start_response("404 Not Found", [("Content-Length", "0")])
             return [b""]

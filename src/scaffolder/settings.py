@@ -257,8 +257,11 @@ def _access_restrictions(value: Any, index: int) -> tuple[str, ...] | None:
 
 
 def _backstage_identity(value: Any) -> BackstageIdentity | None:
-    """``backend.auth.backstage``: where Backstage's auth backend publishes its keys."""
-    if value is None:
+    """``backend.auth.backstage``: where Backstage's auth backend publishes its keys.
+
+    Empty (``baseUrl: ${BACKSTAGE_BASE_URL}`` with the variable unset) means not configured.
+    """
+    if value is None or value == {}:
         return None
     if not isinstance(value, Mapping) or not isinstance(value.get("baseUrl"), str):
         raise InputError("backend.auth.backstage must have a baseUrl (Backstage's backend URL)")

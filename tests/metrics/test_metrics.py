@@ -151,6 +151,8 @@ def test_worker_metrics_server(services: Services) -> None:
         url = f"http://127.0.0.1:{server.bind_addr[1]}"
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as res:
             assert b"scaffolder_task_queue_depth" in res.read()
+        with urllib.request.urlopen(f"{url}/.backstage/health/v1/readiness", timeout=5) as res:
+            assert res.read() == b'{"status":"ok"}'
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{url}/other", timeout=5)
         assert err.value.code == 404

@@ -13,7 +13,9 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> Response:
     registry = get_services().metrics
-    if not registry.authorized(request.headers.get("Authorization")):
-        return error_response("AuthenticationError", "Missing credentials", 401)
+    header = request.headers.get("Authorization")
+    if not registry.authorized(header):
+        message = "Illegal token" if header else "Missing credentials"
+        return error_response("AuthenticationError", message, 401)
     body, content_type = registry.exposition(request.headers.get("Accept"))
     return Response(body, status=200, content_type=content_type)
