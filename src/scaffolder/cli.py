@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import glob
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from scaffolder.errors import ScaffolderError, ValidationErrors
 from scaffolder.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from scaffolder.catalog.service import CatalogService
 
 DEFAULT_CONFIG = "app-config.yaml"
 
@@ -279,6 +285,119 @@ def actions_list(config: Sequence[str]) -> None:
             click.echo(f"{action.id}\t{summary}")
     finally:
         services.close()
+
+
+#: Where the catalog's messages point to the file format documentation (left out here).
+_CATALOG_HELP = " To learn more about catalog file format"
+
+
+@main.group()
+def catalog() -> None:
+    """The embedded catalog: register locations, read and check entities."""
+
+
+@contextlib.contextmanager
+def _catalog_service(config: Sequence[str]) -> Iterator[CatalogService]:
+    """The embedded catalog on the configured database, without reading its locations."""
+    from scaffolder.catalog.service import CatalogConfig, CatalogService
+    from scaffolder.catalog.store import SqlCatalogStore
+    from scaffolder.db.engine import create_engine, upgrade
+
+    settings = _settings(config)
+    engine = create_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        yield CatalogService(SqlCatalogStore(engine), CatalogConfig.from_config(settings.raw))
+    finally:
+        engine.dispose()
+
+
+@catalog.command("ingest")
+@config_option
+@click.argument("target")
+def catalog_ingest(config: Sequence[str], target: str) -> None:
+    """Register TARGET (a path or glob, or a URL) as a location and read it now.
+
+    Prints each entity it brought in, then each error (a file or entity that could not be
+    read or stored). Registering it again reads it again. Exit status: 0 without errors, 1
+    with errors, 2 when it could not be registered.
+    """
+    from scaffolder.catalog.model import ref_of
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", target):
+        kind = "url"
+    else:
+        kind, target = "file", os.path.abspath(target)
+        if not glob.has_magic(target) and not Path(target).exists():
+            raise click.BadParameter(f"{target} does not exist", param_hint="TARGET")
+    with _catalog_service(config) as service:
+        existed = service.store.location_by_target(kind, target) is not None
+        try:
+            location = service.create_location(
+                kind, target, on_conflict="refresh", wait=True, types=("url", "file")
+            )
+        except ScaffolderError as exc:
+            _fail(exc)
+        verb = "read again" if existed else "registered"
+        click.echo(f"{verb} {kind}:{target} (location {location.id})", err=True)
+        entities = service.store.source_entities(location.entity_ref)
+    errors = 0
+    for entity in entities:
+        ref = ref_of(entity)
+        if ref != location.entity_ref:
+            click.echo(ref)
+        for item in (entity.get("status") or {}).get("items") or []:
+            errors += 1
+            message = str(item.get("message", item)).split(_CATALOG_HELP)[0]
+            click.echo(f"error: {ref}: {message}", err=True)
+    count = sum(1 for e in entities if ref_of(e) != location.entity_ref)
+    click.echo(f"{count} entities, {errors} errors", err=True)
+    raise SystemExit(1 if errors else 0)
+
+
+@catalog.command("get")
+@config_option
+@click.argument("ref")
+def catalog_get(config: Sequence[str], ref: str) -> None:
+    """Print the entity REF (``kind:[namespace/]name``) as JSON; exit 1 when there is none."""
+    from scaffolder.catalog.model import RefError, parse_ref, stringify_ref
+
+    try:
+        wanted = stringify_ref(*parse_ref(ref))
+    except RefError as exc:
+        raise click.BadParameter(str(exc), param_hint="REF") from None
+    with _catalog_service(config) as service:
+        text = service.store.entity_json(wanted)
+    if text is None:
+        click.echo(f"error: NotFoundError: Entity {wanted} not found", err=True)
+        raise SystemExit(1)
+    click.echo(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+
+
+@catalog.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def catalog_validate(files: Sequence[str]) -> None:
+    """Check catalog files as the catalog would; print every problem with its field.
+
+    Exit status: 0 when every entity is valid, 1 otherwise.
+    """
+    from scaffolder.catalog.problems import file_problems
+
+    failed = 0
+    for name in files:
+        try:
+            problems = file_problems(Path(name))
+        except OSError as exc:
+            click.echo(f"{name}: cannot read: {exc.strerror or exc}")
+            failed += 1
+            continue
+        for problem in problems:
+            click.echo(f"{name}: {problem}")
+        failed += len(problems)
+    if failed:
+        click.echo(f"{failed} problems", err=True)
+        raise SystemExit(1)
+    click.echo(f"{len(files)} files valid", err=True)
 
 
 @main.group()

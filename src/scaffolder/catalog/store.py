@@ -449,6 +449,16 @@ class SqlCatalogStore(LocationTables):
             str(r[0]) for r in self._all("SELECT DISTINCT source_key FROM catalog_entities", [])
         ]
 
+    def source_entities(self, source_key: str) -> list[dict[str, Any]]:
+        """The stitched entities a source emits, by ref (its Location entities carry the
+        errors of what could not be read or stored, in ``status.items``)."""
+        rows = self._all(
+            "SELECT final_entity FROM catalog_entities WHERE source_key = ? "
+            "AND final_entity IS NOT NULL ORDER BY entity_ref",
+            [source_key],
+        )
+        return [json.loads(r[0]) for r in rows]
+
 
 def _entity_filter_to_predicate(value: Any) -> Predicate:
     """A legacy cursor ``filter`` (``{key, values}``/``not``/``anyOf``/``allOf``)."""

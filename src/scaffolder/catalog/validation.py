@@ -109,15 +109,6 @@ def _non_empty(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _require(field: str, value: Any, check: Callable[[Any], bool], expectation: str) -> None:
-    if value is None:
-        raise plain_error(f"{field} must have a value")
-    if not check(value):
-        raise plain_error(
-            f'"{field}" is not valid; expected {expectation} but found "{js_str(value)}".{_HELP}'
-        )
-
-
 def check_envelope(entity: Any) -> dict[str, Any]:
     """``entityEnvelopeSchemaValidator``: the entity, or a ``TypeError`` `EntityError`."""
     errors = ajv.validate(ajv.schema("EntityEnvelope"), entity)
@@ -127,40 +118,78 @@ def check_envelope(entity: Any) -> dict[str, Any]:
     return entity
 
 
-def _field_formats(entity: Mapping[str, Any]) -> None:
-    metadata = entity["metadata"]
-    _require("apiVersion", entity.get("apiVersion"), _api_version, _PREFIX_SUFFIX)
-    _require(
-        "kind",
-        entity.get("kind"),
-        _kind,
-        "a string that is a sequence of [a-zA-Z][a-z0-9A-Z], at most 63 characters in total",
-    )
-    _require("metadata.name", metadata.get("name"), _object_name, _OBJECT_NAME)
-    if "namespace" in metadata:
-        _require("metadata.namespace", metadata["namespace"], _dns_label, _DNS)
-    for key, value in (metadata.get("labels") or {}).items():
-        _require(f"labels.{key}", key, lambda k: _prefix_suffix(k, _object_name), _PREFIX_SUFFIX)
-        _require(f"labels.{key}", value, lambda v: v == "" or _object_name(v), _OBJECT_NAME)
-    for key, value in (metadata.get("annotations") or {}).items():
-        _require(
-            f"annotations.{key}", key, lambda k: _prefix_suffix(k, _object_name), _PREFIX_SUFFIX
+def _field_error(
+    field: str, value: Any, check: Callable[[Any], bool], expectation: str
+) -> EntityError | None:
+    if value is None:
+        return plain_error(f"{field} must have a value")
+    if not check(value):
+        return plain_error(
+            f'"{field}" is not valid; expected {expectation} but found "{js_str(value)}".{_HELP}'
         )
-        _require(f"annotations.{key}", value, lambda v: isinstance(v, str), "a string")
+    return None
+
+
+def field_format_errors(entity: Mapping[str, Any]) -> list[tuple[str, EntityError]]:
+    """Every ``FieldFormatEntityPolicy`` failure, in upstream's order: ``(field, error)``.
+
+    Upstream stops at the first (`enforce_policies` raises it); ``scaffolder catalog
+    validate`` shows them all. The field is named as upstream's message names it
+    (``labels.<key>``, ``tags.<index>``: under ``metadata``).
+    """
+    metadata = entity["metadata"]
+    checks: list[tuple[str, Any, Callable[[Any], bool], str]] = [
+        ("apiVersion", entity.get("apiVersion"), _api_version, _PREFIX_SUFFIX),
+        (
+            "kind",
+            entity.get("kind"),
+            _kind,
+            "a string that is a sequence of [a-zA-Z][a-z0-9A-Z], at most 63 characters in total",
+        ),
+        ("metadata.name", metadata.get("name"), _object_name, _OBJECT_NAME),
+    ]
+    if "namespace" in metadata:
+        checks.append(("metadata.namespace", metadata["namespace"], _dns_label, _DNS))
+    for key, value in (metadata.get("labels") or {}).items():
+        checks.append(
+            (f"labels.{key}", key, lambda k: _prefix_suffix(k, _object_name), _PREFIX_SUFFIX)
+        )
+        checks.append((f"labels.{key}", value, lambda v: v == "" or _object_name(v), _OBJECT_NAME))
+    for key, value in (metadata.get("annotations") or {}).items():
+        checks.append(
+            (f"annotations.{key}", key, lambda k: _prefix_suffix(k, _object_name), _PREFIX_SUFFIX)
+        )
+        checks.append((f"annotations.{key}", value, lambda v: isinstance(v, str), "a string"))
     for index, tag in enumerate(metadata.get("tags") or []):
-        _require(
-            f"tags.{index}",
-            tag,
-            _tag,
-            "a string that is sequences of [a-z0-9+#] separated by [-], "
-            "at most 63 characters in total",
+        checks.append(
+            (
+                f"tags.{index}",
+                tag,
+                _tag,
+                "a string that is sequences of [a-z0-9+#] separated by [-], "
+                "at most 63 characters in total",
+            )
         )
     for index, link in enumerate(metadata.get("links") or []):
         link = link if isinstance(link, Mapping) else {}
-        _require(f"links.{index}.url", link.get("url"), _url, "a string that is a valid url")
+        checks.append((f"links.{index}.url", link.get("url"), _url, "a string that is a valid url"))
         for part in ("title", "icon"):
             if part in link:
-                _require(f"links.{index}.{part}", link[part], _non_empty, "a non empty string")
+                checks.append(
+                    (f"links.{index}.{part}", link[part], _non_empty, "a non empty string")
+                )
+    found = []
+    for field, value, check, expectation in checks:
+        error = _field_error(field, value, check, expectation)
+        if error is not None:
+            found.append((field, error))
+    return found
+
+
+def _field_formats(entity: Mapping[str, Any]) -> None:
+    errors = field_format_errors(entity)
+    if errors:
+        raise errors[0][1]
 
 
 def enforce_policies(entity: dict[str, Any]) -> dict[str, Any]:
@@ -212,6 +241,18 @@ def _kind_check(name: str, entity: Mapping[str, Any]) -> bool:
     if not errors:
         return True
     raise EntityError(name="TypeError", message=errors[0].text())
+
+
+def kind_schema_errors(entity: Mapping[str, Any]) -> list[ajv.AjvError] | None:
+    """Every error of the kind schema that claims the entity's kind and apiVersion (Ajv's
+    order); None when no kind schema claims it (`validate_kind` then fails with "No processor
+    recognized ..."). Upstream shows the first; ``scaffolder catalog validate`` all."""
+    for _, kinds in KIND_PROCESSORS:
+        for name in kinds:
+            versions, kind_names, own = _kind_schema(name)
+            if entity.get("apiVersion") in versions and entity.get("kind") in kind_names:
+                return ajv.validate(own, entity)
+    return None
 
 
 def validate_kind(entity: Mapping[str, Any]) -> None:
