@@ -280,19 +280,33 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
         "quality:lint",
         "debug:log",
         "publish:git",
+        "catalog:register",
     ]
     publish = steps[3]
     assert publish["id"] == "publish"
     assert publish["input"]["repoUrl"] == f"${{{{ {DEFAULT_REPO_URL} }}}}"
     assert publish["if"] == f"${{{{ (({DEFAULT_REPO_URL}) | parseRepoUrl).host != 'github.com' }}}}"
     assert publish["input"]["defaultBranch"] == "main"
+    register = steps[4]
+    assert register["id"] == "register"
+    assert register["if"] == publish["if"]
+    assert register["input"] == {
+        "repoContentsUrl": "${{ steps.publish.output.repoContentsUrl }}",
+        "catalogInfoPath": "/catalog-info.yaml",
+    }
     links = load_template(name)["spec"]["output"]["links"]
     assert links == [
         {
             "title": "Repository",
             "url": "${{ steps.publish.output.remoteUrl }}",
             "if": "${{ steps.publish.output.remoteUrl }}",
-        }
+        },
+        {
+            "title": "Open in catalog",
+            "icon": "catalog",
+            "entityRef": "${{ steps.register.output.entityRef }}",
+            "if": "${{ steps.register.output.entityRef }}",
+        },
     ]
     assert steps[0]["input"]["url"] == "./cookiecutter"
     assert steps[1]["if"] == "${{ parameters.runQualityGate }}"
@@ -438,8 +452,13 @@ def test_publishes_to_the_local_git_host_without_a_repo_url(
         pytest.skip("rendered without the pipeline: nothing was published")
     values = case_values(name, case)
     bare = services.settings.working_directory.parent / "git" / "platform" / f"{values['name']}.git"
+    slug = yaml.safe_load((root / "catalog-info.yaml").read_text())["metadata"]["name"]
+    component = services.catalog.get_entity(f"component:default/{slug}")
+    links = services.broker.store.list_events(root.name)[-1].body["output"]["links"]
     if "repoUrl" in values:  # github.com: publish:github's to do, not the local host's
         assert not bare.exists()
+        assert component is None
+        assert links == []
         return
     env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
     listing = subprocess.run(
@@ -454,6 +473,15 @@ def test_publishes_to_the_local_git_host_without_a_repo_url(
     )
     assert sorted(listing) == expected
     assert "catalog-info.yaml" in listing
+    # catalog:register read catalog-info.yaml from the published branch into the catalog.
+    assert component is not None
+    assert component["metadata"]["annotations"]["backstage.io/managed-by-location"] == (
+        f"url:{bare.as_uri()}/blob/main/catalog-info.yaml"
+    )
+    assert links == [
+        {"title": "Repository", "url": bare.as_uri()},
+        {"title": "Open in catalog", "icon": "catalog", "entityRef": f"component:default/{slug}"},
+    ]
 
 
 # --- (c) the quality gate, (d) the repository's own tests ---------------------------------
