@@ -43,18 +43,18 @@ def check_listen_policy(settings: Settings, host: str) -> None:
         InputError: ``dangerouslyDisableDefaultAuthPolicy`` on a non-loopback ``host``
             without ``backend.auth.allowInsecureNonLoopback: true``.
     """
-    if (
-        settings.auth_disabled
-        and not settings.allow_insecure_non_loopback
-        and not is_loopback(host)
-    ):
-        raise InputError(
-            "backend.auth.dangerouslyDisableDefaultAuthPolicy is only allowed when listening on "
-            f"loopback, and the listen host is {host}. Configure tokens "
-            "(backend.auth.externalAccess, backend.auth.backstage), listen on 127.0.0.1, or set "
-            "backend.auth.allowInsecureNonLoopback: true to let anyone who can reach the port "
-            "run templates"
-        )
+    if not settings.auth_disabled or is_loopback(host):
+        return
+    if settings.allow_insecure_non_loopback:
+        log.warning("auth is disabled on %s: anyone who can reach it can run templates", host)
+        return
+    raise InputError(
+        "backend.auth.dangerouslyDisableDefaultAuthPolicy is only allowed when listening on "
+        f"loopback, and the listen host is {host}. Configure tokens "
+        "(backend.auth.externalAccess, backend.auth.backstage), listen on 127.0.0.1, or set "
+        "backend.auth.allowInsecureNonLoopback: true to let anyone who can reach the port "
+        "run templates"
+    )
 
 
 def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> None:
@@ -64,10 +64,9 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> Non
         InputError: auth is disabled and ``host`` is not loopback (`check_listen_policy`).
     """
     from scaffolder.app import create_app
-
-    check_listen_policy(settings, host)
     from scaffolder.services import build_services
 
+    check_listen_policy(settings, host)
     services = build_services(settings, with_worker=True)
     app = create_app(services=services)
     server = wsgi.Server(
