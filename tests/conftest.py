@@ -3,7 +3,8 @@
 The database is SQLite unless a test module asks for both engines with
 ``pytestmark = pytest.mark.both_engines``: its tests that use `db_url` (through
 `make_settings`, `settings`, `services`, `app` or `client`) then run once on SQLite and once
-on a fresh PostgreSQL database (`postgres`).
+on a fresh PostgreSQL database (`postgres`). ``SCAFFOLDER_TEST_DATABASE=postgres`` makes
+PostgreSQL the engine of all the others.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ HELLO_VALUES = {
 
 
 ENGINES = ("sqlite", "postgres")
+#: ``SCAFFOLDER_TEST_DATABASE=postgres`` runs every other database test on PostgreSQL too.
+DEFAULT_ENGINE_ENV = "SCAFFOLDER_TEST_DATABASE"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,7 +81,7 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The test's database URL: SQLite in ``tmp_path``, or a fresh PostgreSQL database."""
-    engine = getattr(request, "param", "sqlite")
+    engine = getattr(request, "param", os.environ.get(DEFAULT_ENGINE_ENV, "sqlite"))
     if engine == "sqlite":
         yield f"sqlite:///{tmp_path / 'db.sqlite'}"
         return

@@ -87,10 +87,13 @@ class TaskWorker:
         self._stopping.set()
         self._broker.hub.work_available()
         with self._lock:
-            self._lock.wait_for(lambda: not self._running, timeout)
             self._lock.notify_all()
+        # The claim loop first: a claim in flight when we stopped still launches its task,
+        # which must be waited for too (else it runs on after the database is closed).
         for thread in self._threads:
-            thread.join(timeout=1)
+            thread.join(timeout=timeout)
+        with self._lock:
+            self._lock.wait_for(lambda: not self._running, timeout)
         self._threads.clear()
 
     # --- loops ---------------------------------------------------------------------------
