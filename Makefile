@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DIR := tests/conformance
 
-.PHONY: serve test lint typecheck unit conformance bench clean install
+.PHONY: serve test lint typecheck unit conformance bench bench-catalog upstream clean install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_tasks.py
+
+bench-catalog: $(STAMP)
+	$(BIN)/python bench/bench_catalog.py
+
+# The tests marked `upstream` (pytest -m upstream) run against a private copy of the upstream
+# Backstage reference; `make test` skips them unless its node_modules are installed, which
+# this does once (npm ci into the bench cache, about a minute).
+upstream: $(STAMP)
+	$(BIN)/python bench/bench_catalog.py --install-only
+	$(BIN)/pytest -m upstream
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache $(NODE_DIR)/node_modules
