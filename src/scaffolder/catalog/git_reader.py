@@ -38,7 +38,8 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 
 @dataclass(frozen=True, kw_only=True)
 class GitFile:
-    """A ``file://`` URL split into the bare repository, the revision and the file's path."""
+    """A ``file://`` URL split into the bare repository and what follows ``blob/``
+    (``<revision>/<path>``, split once the repository's refs are known)."""
 
     repository: Path
     rest: str
@@ -58,13 +59,6 @@ class GitFileReader:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     max_bytes: int = MAX_FILE_BYTES
 
-    def handles(self, url: str) -> bool:
-        """Whether ``url`` is a ``file:`` URL (this reader then answers for it, or refuses)."""
-        try:
-            return urlsplit(url).scheme.lower() == "file"
-        except ValueError:
-            return False
-
     def locate(self, url: str) -> GitFile:
         """The repository and the ``<revision>/<path>`` rest that ``url`` names.
 
@@ -72,7 +66,10 @@ class GitFileReader:
             ReadError: ``NotAllowedError`` when the URL is not a file of a repository under
                 one of the roots.
         """
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            raise ReadError("NotAllowedError", _not_allowed(url)) from None
         if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
             raise ReadError("NotAllowedError", _not_allowed(url))
         match = _REPOSITORY_PATH.match(unquote(parts.path))
