@@ -8,6 +8,7 @@ its user create databases.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -28,6 +29,8 @@ from sqlalchemy.engine import make_url
 from scaffolder.db.engine import create_engine, upgrade
 
 ENV_URL = "SCAFFOLDER_TEST_POSTGRES_URL"
+_PREFIX = "scaffolder-pg-"
+_OWNER_FILE = "owner"
 _TEMPLATE = "scaffolder_template"
 _SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -58,6 +61,16 @@ def find_bindir() -> Path:
         "PostgreSQL binaries (initdb, pg_ctl) not found: install Debian's `postgresql` package "
         f"(.ci/run does), or set {ENV_URL} to a server where the tests may create databases"
     )
+
+
+def _process_identity(pid: int) -> str:
+    """``pid:start-time``, which a recycled pid does not repeat; ``""`` if it is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # Field 22 is the start time; fields after the parenthesised command name are plain.
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
 
 
 def _free_port() -> int:
@@ -153,12 +166,29 @@ class LocalCluster:
                     "running as root, and initdb refuses root: no `postgres` OS user to run "
                     "it as (Debian's postgresql package creates one)"
                 ) from exc
+        self._reap_orphans()
         # Not under pytest's tmp dir: that one is private to root, and the server runs as
         # `postgres`.
-        self.root = Path(tempfile.mkdtemp(prefix="scaffolder-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        (self.root / _OWNER_FILE).write_text(_process_identity(os.getpid()))
         self.data = self.root / "data"
         self.sockets = self.root / "sockets"
         self.port = 0
+
+    def _reap_orphans(self) -> None:
+        # A test run that was killed never stopped its cluster: stop those whose owner is gone.
+        for root in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+            try:
+                owner = (root / _OWNER_FILE).read_text()
+                pid = int(owner.split(":", 1)[0])
+            except (OSError, ValueError):
+                continue
+            if _process_identity(pid) == owner:
+                continue
+            if (root / "data" / "postmaster.pid").exists():
+                with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+                    self._run("pg_ctl", "stop", "-m", "immediate", "-D", str(root / "data"))
+            shutil.rmtree(root, ignore_errors=True)
 
     def _run(self, *args: str) -> None:
         command = [str(self.bindir / args[0]), *args[1:]]
