@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 import yaml
 
 from scaffolder.catalog.validation import validate_entity
+from scaffolder.integrations.github_auth import GithubConnector
 from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks.service import Caller, parameter_steps
+from tests.github.conftest import API, TOKEN, repo_body, user_body
 
 REPO = Path(__file__).resolve().parents[2]
 COOKIECUTTERS = REPO / "cookiecutters"
@@ -129,14 +132,75 @@ def case_values(name: str, case: str) -> dict[str, Any]:
             values[key] = others[0] if others else prop["enum"][0]
         elif prop.get("type") == "integer" and "default" in prop:
             values[key] = min(int(prop["default"]) + 1, int(prop.get("maximum", 10**9)))
+    # One repository and component per template: each publishes to GitHub and registers.
+    kind = name.split("-")[1]
+    values["name"] = f"{CUSTOM_COMMON['name']}-{kind}"
+    values["repoUrl"] = f"{CUSTOM_COMMON['repoUrl']}-{kind}"
     return values
 
 
 # --- rendering -----------------------------------------------------------------------------
 
 
+class FakeGithub:
+    """GitHub's REST API through `responses`, as tests/github mocks it: ``POST /orgs/{o}/repos``
+    creates a real bare repository (its clone URL a ``file://`` one) that publish:github
+    pushes to, and ``GET /repos/{o}/{r}/contents/{path}`` (what catalog:register reads the
+    published catalog-info.yaml with) answers from that repository."""
+
+    def __init__(self, root: Path, mock: responses.RequestsMock) -> None:
+        self.root = root
+        self.created: list[dict[str, Any]] = []
+        mock.add_callback("GET", re.compile(rf"{API}/users/[^/]+$"), self._user)
+        mock.add_callback("POST", re.compile(rf"{API}/orgs/[^/]+/repos$"), self._create)
+        protection = re.compile(rf"{API}/repos/[^/]+/[^/]+/branches/[^/]+/protection$")
+        mock.add_callback("PUT", protection, lambda _: (200, {}, "{}"))
+        mock.add_callback("GET", re.compile(rf"{API}/repos/[^/]+/[^/]+/contents/"), self._read)
+
+    def bare(self, owner: str, repo: str) -> Path:
+        return self.root / owner / f"{repo}.git"
+
+    def _user(self, request: Any) -> tuple[int, dict[str, str], str]:
+        login = request.path_url.split("?")[0].rsplit("/", 1)[-1]
+        return 200, {}, json.dumps(user_body(login))
+
+    def _create(self, request: Any) -> tuple[int, dict[str, str], str]:
+        owner = request.path_url.split("/")[2]
+        body = json.loads(request.body)
+        self.created.append({"owner": owner, **body})
+        bare = self.bare(owner, body["name"])
+        if bare.exists():
+            return 422, {}, json.dumps({"message": "Repository creation failed."})
+        bare.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True, env=GIT_ENV)
+        return 201, {}, json.dumps(repo_body(bare.as_uri(), owner=owner, name=body["name"]))
+
+    def _read(self, request: Any) -> tuple[int, dict[str, str], bytes]:
+        path, _, query = request.path_url.partition("?")
+        _, _, owner, repo, _, file = path.split("/", 5)
+        ref = query.removeprefix("ref=")
+        shown = subprocess.run(
+            ["git", "--git-dir", str(self.bare(owner, repo)), "show", f"{ref}:{file}"],
+            capture_output=True, env=GIT_ENV,
+        )  # fmt: skip
+        if shown.returncode:
+            return 404, {}, b'{"message": "Not Found"}'
+        return 200, {}, shown.stdout
+
+
+GIT_ENV = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGithub]:
+    """GitHub for the module: every github.com repoUrl publishes to a local bare repository."""
+    root = tmp_path_factory.mktemp("github")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeGithub(root, mock)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory, github: FakeGithub) -> Iterator[Services]:
     root = tmp_path_factory.mktemp("scaffolder")
     settings = Settings.from_config(
         {
@@ -150,10 +214,23 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
                 "locations": [{"type": "file", "target": f"{COOKIECUTTERS}/*/template.yaml"}]
             },
             # Where the publish step of a task without repoUrl pushes (the local git host).
-            "integrations": {"git": [{"host": "localhost", "baseUrl": (root / "git").as_uri()}]},
+            "integrations": {
+                "git": [{"host": "localhost", "baseUrl": (root / "git").as_uri()}],
+                # A github.com repoUrl: publish:github, against `github` above.
+                "github": [{"host": "github.com", "token": TOKEN}],
+            },
         }
     )
-    built = build_services(settings)
+    from_config = GithubConnector.from_config
+
+    def connector(*args: Any, **kwargs: Any) -> GithubConnector:
+        made = from_config(*args, **kwargs)
+        made.push_schemes = frozenset({"https", "file"})  # the fake's file:// clone URLs
+        return made
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GithubConnector, "from_config", connector)
+        built = build_services(settings)
     yield built
     built.close()
 
@@ -280,6 +357,7 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
         "quality:lint",
         "debug:log",
         "publish:git",
+        "publish:github",
         "catalog:register",
     ]
     publish = steps[3]
@@ -287,19 +365,30 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
     assert publish["input"]["repoUrl"] == f"${{{{ {DEFAULT_REPO_URL} }}}}"
     assert publish["if"] == f"${{{{ (({DEFAULT_REPO_URL}) | parseRepoUrl).host != 'github.com' }}}}"
     assert publish["input"]["defaultBranch"] == "main"
-    register = steps[4]
+    # Its mirror: exactly one of the two runs.
+    publish_github = steps[4]
+    assert publish_github["id"] == "publish-github"
+    assert publish_github["if"] == publish["if"].replace("!= 'github.com'", "== 'github.com'")
+    assert publish_github["input"] == {
+        "repoUrl": publish["input"]["repoUrl"],
+        "description": publish["input"]["description"],
+        "defaultBranch": "main",
+        "repoVisibility": "private",
+    }
+    either = "steps.publish.output.{0} or steps['publish-github'].output.{0}"
+    register = steps[5]
     assert register["id"] == "register"
-    assert register["if"] == publish["if"]
+    assert "if" not in register  # after whichever publish step ran
     assert register["input"] == {
-        "repoContentsUrl": "${{ steps.publish.output.repoContentsUrl }}",
+        "repoContentsUrl": f"${{{{ {either.format('repoContentsUrl')} }}}}",
         "catalogInfoPath": "/catalog-info.yaml",
     }
     links = load_template(name)["spec"]["output"]["links"]
     assert links == [
         {
             "title": "Repository",
-            "url": "${{ steps.publish.output.remoteUrl }}",
-            "if": "${{ steps.publish.output.remoteUrl }}",
+            "url": f"${{{{ {either.format('remoteUrl')} }}}}",
+            "if": f"${{{{ {either.format('remoteUrl')} }}}}",
         },
         {
             "title": "Open in catalog",
@@ -352,7 +441,7 @@ def test_renders_the_service_repository(name: str, case: str, rendered: Any) -> 
     annotations = catalog["metadata"]["annotations"]
     owner = values.get("owner", cookiecutter_default(variables["owner"]))
     repo = (
-        "acme-corp/payments-api-repo"
+        f"acme-corp/payments-api-repo-{name.split('-')[1]}"
         if "repoUrl" in values
         else f"{variables['repo_owner']}/{slug}"
     )
@@ -444,26 +533,31 @@ def test_workflows_keep_github_expressions_and_pin_actions(
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_publishes_to_the_local_git_host_without_a_repo_url(
-    name: str, case: str, rendered: Any, services: Services
+def test_publishes_to_the_local_git_host_or_github(
+    name: str, case: str, rendered: Any, services: Services, github: FakeGithub
 ) -> None:
     root: Path = rendered(name, case)
     if "fetch:cookiecutter" not in services.registry:
         pytest.skip("rendered without the pipeline: nothing was published")
     values = case_values(name, case)
-    bare = services.settings.working_directory.parent / "git" / "platform" / f"{values['name']}.git"
+    local = (
+        services.settings.working_directory.parent / "git" / "platform" / f"{values['name']}.git"
+    )
     slug = yaml.safe_load((root / "catalog-info.yaml").read_text())["metadata"]["name"]
     component = services.catalog.get_entity(f"component:default/{slug}")
     links = services.broker.store.list_events(root.name)[-1].body["output"]["links"]
-    if "repoUrl" in values:  # github.com: publish:github's to do, not the local host's
-        assert not bare.exists()
-        assert component is None
-        assert links == []
-        return
-    env = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    if "repoUrl" in values:  # github.com: publish:github, not the local host
+        assert not local.exists()
+        owner, repo = re.fullmatch(r"github\.com\?owner=(.+)&repo=(.+)", values["repoUrl"]).groups()
+        bare = github.bare(owner, repo)
+        # GitHub's resolveUrl (as upstream's): a /tree/ URL.
+        location = f"url:https://github.com/{owner}/{repo}/tree/main/catalog-info.yaml"
+    else:
+        bare = local
+        location = f"url:{bare.as_uri()}/blob/main/catalog-info.yaml"
     listing = subprocess.run(
         ["git", "--git-dir", str(bare), "ls-tree", "-r", "--name-only", "main"],
-        env=env, capture_output=True, text=True, check=True,
+        env=GIT_ENV, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     # What the workspace held when it was published (the generated tests add caches later).
     expected = sorted(
@@ -475,12 +569,52 @@ def test_publishes_to_the_local_git_host_without_a_repo_url(
     assert "catalog-info.yaml" in listing
     # catalog:register read catalog-info.yaml from the published branch into the catalog.
     assert component is not None
-    assert component["metadata"]["annotations"]["backstage.io/managed-by-location"] == (
-        f"url:{bare.as_uri()}/blob/main/catalog-info.yaml"
-    )
+    assert component["metadata"]["annotations"]["backstage.io/managed-by-location"] == location
     assert links == [
         {"title": "Repository", "url": bare.as_uri()},
         {"title": "Open in catalog", "icon": "catalog", "entityRef": f"component:default/{slug}"},
+    ]
+
+
+def test_publishes_to_github_and_registers(
+    services: Services, github: FakeGithub, tmp_path: Path
+) -> None:
+    """A github.com repoUrl through the real pipeline: publish:github creates the repository
+    (private, in the organization), pushes the rendered service, and catalog:register reads
+    its catalog-info.yaml back from GitHub into the catalog."""
+    if "fetch:cookiecutter" not in services.registry:
+        pytest.skip("fetch:cookiecutter is not registered: no pipeline to publish from")
+    values = {"name": "payments", "repoUrl": "github.com?owner=acme&repo=payments"}
+    root = render_through_pipeline(services, "ecs-web-service", values)
+
+    created = [c for c in github.created if c["name"] == "payments"]
+    assert len(created) == 1
+    assert created[0]["owner"] == "acme"
+    assert created[0]["visibility"] == "private"
+    assert created[0]["description"] == "A web service on Amazon ECS"
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--branch", "main", github.bare("acme", "payments").as_uri(),
+         str(clone)],
+        env=GIT_ENV, check=True, capture_output=True,
+    )  # fmt: skip
+    pushed = yaml.safe_load((clone / "catalog-info.yaml").read_text())
+    assert pushed == yaml.safe_load((root / "catalog-info.yaml").read_text())
+    assert pushed["metadata"]["annotations"]["github.com/project-slug"] == "acme/payments"
+
+    ref = f"component:default/{pushed['metadata']['name']}"
+    component = services.catalog.get_entity(ref)
+    assert component is not None
+    assert component["metadata"]["annotations"]["backstage.io/managed-by-location"] == (
+        "url:https://github.com/acme/payments/tree/main/catalog-info.yaml"
+    )
+    events = services.broker.store.list_events(root.name)
+    skipped = {e.body.get("stepId") for e in events if e.body.get("status") == "skipped"}
+    assert "publish" in skipped
+    assert "publish-github" not in skipped
+    assert events[-1].body["output"]["links"] == [
+        {"title": "Repository", "url": github.bare("acme", "payments").as_uri()},
+        {"title": "Open in catalog", "icon": "catalog", "entityRef": ref},
     ]
 
 
