@@ -535,7 +535,12 @@ class Ours(Server):
         port = free_port()
         (self.tmp / "work").mkdir()
         cfg = self.tmp / "app-config.yaml"
-        target = Path(a.repo).resolve() / "tests/fixtures/templates/*/template.yaml"
+        # Optional (other benches): catalog_target, a glob of template files, and
+        # extra_config(tmp), YAML appended to the config (top-level keys not written here).
+        target = getattr(a, "catalog_target", None) or (
+            Path(a.repo).resolve() / "tests/fixtures/templates/*/template.yaml"
+        )
+        extra = getattr(a, "extra_config", None)
         cfg.write_text(
             "backend:\n"
             f"  baseUrl: http://127.0.0.1:{port}\n"
@@ -545,7 +550,7 @@ class Ours(Server):
             "  auth: {dangerouslyDisableDefaultAuthPolicy: true}\n"
             "catalog:\n"
             "  locations:\n"
-            f"    - {{type: file, target: '{target}'}}\n"
+            f"    - {{type: file, target: '{target}'}}\n" + (extra(self.tmp) if extra else "")
         )
         cmd = [str(exe), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
         log(f"[ours] starting: {shlex.join(cmd)}")
