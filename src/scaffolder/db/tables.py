@@ -113,7 +113,7 @@ catalog_search = sa.Table(
     sa.Column("original_value", sa.Text(), nullable=True),
     sa.Index("catalog_search_key_value_idx", "key", "value", "entity_id"),
     sa.Index("catalog_search_entity_idx", "entity_id"),
-    sa.Index("catalog_search_facet_idx", "key", "original_value"),
+    sa.Index("catalog_search_facet_idx", "key", "original_value", "entity_id"),
 )
 
 catalog_locations = sa.Table(
