@@ -23,7 +23,8 @@ from tests.conftest import wait_for_status
 WEB_SERVICE = Path(__file__).resolve().parents[2] / "cookiecutters" / "ecs-web-service"
 VALUES = {
     "name": "payments",
-    "repoUrl": "github.com?owner=acme&repo=payments",
+    # Published to the local git host (the GitHub side has its own tests in tests/github).
+    "repoUrl": "localhost?owner=acme&repo=payments",
     "bootstrapAws": True,
 }
 SKIP_ECR = (
