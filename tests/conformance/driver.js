@@ -314,6 +314,36 @@ const scenarios = {
     out.afterRemove = (await client.getLocationById(out.added.location.id)) ?? null;
     return out;
   },
+
+  // Register, wait for the entity, then the per-entity routes: location by entity, refresh,
+  // delete by uid (it comes back: its location still emits it), and unregister.
+  'catalog-entity-lifecycle': async ({ target, entityRef, waitMs = 20000 }) => {
+    const client = catalogClient();
+    const out = {};
+    partial = out;
+    try {
+      out.added = await client.addLocation({ type: 'url', target });
+    } catch (e) {
+      // A shared server (the upstream reference) may have it registered already: keep it.
+      if (e.statusCode !== 409) throw e;
+      out.added = { location: await client.getLocationByRef(`url:${target}`), preexisting: true };
+    }
+    const deadline = Date.now() + waitMs;
+    let entity;
+    while (!(entity = await client.getEntityByRef(entityRef)) && Date.now() < deadline) {
+      await new Promise(r => setTimeout(r, 100));
+    }
+    out.found = entity !== undefined;
+    if (entity) {
+      out.locationByEntity = (await client.getLocationByEntity(entityRef)) ?? null;
+      await client.refreshEntity(entityRef);
+      out.refreshed = true;
+      await client.removeEntityByUid(entity.metadata.uid);
+      out.removed = true;
+    }
+    if (!out.added.preexisting) await client.removeLocationById(out.added.location.id);
+    return out;
+  },
 };
 
 function readParams() {

@@ -199,3 +199,19 @@ def test_file_locations_cannot_be_registered(driver: NodeDriver) -> None:
     assert (
         run.error["cause"]["message"] == 'Registered locations must be of an allowed type ["url"]'
     )
+
+
+def test_entity_routes_through_the_client(driver: NodeDriver, catalog_fixture_host: str) -> None:
+    """getLocationByEntity, refreshEntity and removeEntityByUid on a registered entity."""
+    target = f"http://{catalog_fixture_host}/catalog-info.yaml"
+    run = driver.run(
+        "catalog-entity-lifecycle",
+        {"target": target, "entityRef": "component:default/fixture-service"},
+        timeout_s=60,
+    )
+    out = run.value()
+    assert out["found"] is True, run.describe()
+    assert out["locationByEntity"]["type"] == "url", run.describe()
+    assert out["locationByEntity"]["target"] == target
+    assert out["refreshed"] is True
+    assert out["removed"] is True
