@@ -405,32 +405,50 @@ def measure(srv: Server, args: argparse.Namespace, root_url: str, refs: list[str
         res["rss_after_ingest"] = bt.tree_rss_kb(srv.pid)
         res["idle_after_ingest"] = wait_idle(srv, args.settle_timeout)
 
-        c1 = bt.cpu_snapshot(srv.pid)
-        for ref in lookups[:20]:  # warm-up, not counted
-            client.call("GET", by_name_path(ref))
-        times = []
-        for ref in lookups:
-            status, raw, took = client.call("GET", by_name_path(ref))
-            if status != 200:
-                raise RuntimeError(f"by-name {ref} -> {status} {raw[:200]!r}")
-            times.append(took)
-        res["by_name"] = stats(times)
-
-        first = client.json("GET", QUERY_PAGE)
-        res["by_query_check"] = {"items": len(first["items"]), "totalItems": first["totalItems"]}
-        res["by_query"] = stats(repeat(client, "GET", QUERY_PAGE, None, args.repeats))
-        res["facets_check"] = client.json("GET", FACETS)
-        res["facets"] = stats(repeat(client, "GET", FACETS, None, args.repeats))
-        items = client.json("POST", f"{CATALOG}/entities/by-refs", {"entityRefs": by_refs})
-        res["by_refs_check"] = [i is None for i in items["items"]]
-        res["by_refs"] = stats(
-            repeat(client, "POST", f"{CATALOG}/entities/by-refs", {"entityRefs": by_refs},
-                   args.repeats)
-        )  # fmt: skip
-        res["reads_cpu"] = bt.cpu_delta(c1, bt.cpu_snapshot(srv.pid))
+        # The reads take seconds; a burst of other work on this shared machine during them
+        # moves the figures. Repeat them (at most --read-attempts times) while other processes
+        # used more than --quiet-cores, and keep the quietest attempt.
+        attempts = []
+        for _ in range(args.read_attempts):
+            attempts.append(reads(client, srv, args, lookups, by_refs))
+            if attempts[-1]["reads_cpu"]["other_cores"] <= args.quiet_cores:
+                break
+            wait_idle(srv, args.settle_timeout)
+        res.update(min(attempts, key=lambda a: a["reads_cpu"]["other_cores"]))
+        res["read_attempts_other_cores"] = [a["reads_cpu"]["other_cores"] for a in attempts]
         res["rss_after_reads"] = bt.tree_rss_kb(srv.pid)
     finally:
         client.close()
+    return res
+
+
+def reads(
+    client: Client, srv: Server, args: argparse.Namespace, lookups: list[str], by_refs: list[str]
+) -> dict[str, Any]:
+    """One attempt at the read measurements, and the cores used meanwhile."""
+    res: dict[str, Any] = {}
+    c1 = bt.cpu_snapshot(srv.pid)
+    for ref in lookups[:20]:  # warm-up, not counted
+        client.call("GET", by_name_path(ref))
+    times = []
+    for ref in lookups:
+        status, raw, took = client.call("GET", by_name_path(ref))
+        if status != 200:
+            raise RuntimeError(f"by-name {ref} -> {status} {raw[:200]!r}")
+        times.append(took)
+    res["by_name"] = stats(times)
+    first = client.json("GET", QUERY_PAGE)
+    res["by_query_check"] = {"items": len(first["items"]), "totalItems": first["totalItems"]}
+    res["by_query"] = stats(repeat(client, "GET", QUERY_PAGE, None, args.repeats))
+    res["facets_check"] = client.json("GET", FACETS)
+    res["facets"] = stats(repeat(client, "GET", FACETS, None, args.repeats))
+    items = client.json("POST", f"{CATALOG}/entities/by-refs", {"entityRefs": by_refs})
+    res["by_refs_check"] = [i is None for i in items["items"]]
+    body = {"entityRefs": by_refs}
+    res["by_refs"] = stats(
+        repeat(client, "POST", f"{CATALOG}/entities/by-refs", body, args.repeats)
+    )
+    res["reads_cpu"] = bt.cpu_delta(c1, bt.cpu_snapshot(srv.pid))
     return res
 
 
@@ -543,6 +561,13 @@ def markdown(doc: dict[str, Any]) -> str:
                 f"client and file server {cpu['bench_client_cores']}, **other processes "
                 f"{cpu['other_cores']}**"
             )
+        cpu = res.get("reads_cpu")
+        if cpu:
+            lines.append(
+                f"- {name}: cores used during the reads: server {cpu['server_cores']}, **other "
+                f"processes {cpu['other_cores']}** (attempts: "
+                f"{', '.join(str(c) for c in res.get('read_attempts_other_cores', []))})"
+            )
         rss = res.get("rss_after_reads") or {}
         if rss:
             lines.append(f"- {name}: RSS after the reads {rss.get('total_kb', 0):,} KB")
@@ -587,6 +612,8 @@ def main() -> int:
     ap.add_argument("--only", choices=["upstream", "ours"])
     ap.add_argument("--lookups", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--read-attempts", type=int, default=3)
+    ap.add_argument("--quiet-cores", type=float, default=0.25)
     ap.add_argument("--ingest-timeout", type=float, default=900)
     ap.add_argument("--settle-timeout", type=float, default=120)
     ap.add_argument("--ready-timeout", type=float, default=120)
