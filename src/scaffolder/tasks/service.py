@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from scaffolder.actions.base import CancelSignal
 from scaffolder.catalog.model import TEMPLATE_API_VERSION, parse_entity_ref
 from scaffolder.catalog.store import CatalogStore
+from scaffolder.catalog.validation import validate_entity
 from scaffolder.errors import InputError, NotFoundError, ValidationErrors
 from scaffolder.tasks.broker import TaskBroker
 from scaffolder.tasks.runner import WorkflowRunner
@@ -209,8 +210,6 @@ class ScaffolderService:
         caller: Caller,
     ) -> dict[str, Any]:
         """Run a template against uploaded files in a throwaway workspace."""
-        from scaffolder.catalog.validation import validate_entity
-
         try:
             validate_entity(template)
         except InputError:
