@@ -7,10 +7,11 @@ from http import HTTPStatus
 
 from flask import Flask, Response, g, request
 
-from scaffolder.api import autocomplete, catalog, health, metrics, scaffolder
+from scaffolder.api import actions_registry, autocomplete, catalog, health, metrics, scaffolder
 from scaffolder.api.auth import Authenticator, authenticate
 from scaffolder.api.cors import CorsMiddleware, CorsPolicy
 from scaffolder.api.errors import register_error_handlers
+from scaffolder.remote_actions import build_remote_actions
 from scaffolder.services import EXTENSION_KEY, Services, build_services
 from scaffolder.settings import MAX_BODY_BYTES, Settings
 
@@ -32,6 +33,7 @@ def create_app(
         services = build_services(settings or Settings(), with_worker=with_worker)
     app.extensions[EXTENSION_KEY] = services
     authenticator = Authenticator.from_settings(services.settings)
+    remote_actions = build_remote_actions(services)
     cors = CorsPolicy.from_config(services.settings.raw)
     if cors is not None:
         # Outside Flask: preflights are answered before any route or the auth gate.
@@ -44,6 +46,8 @@ def create_app(
         ):
             plugin = "catalog" if request.blueprint == "catalog" else "scaffolder"
             g.scaffolder_caller = authenticate(authenticator, plugin)
+        elif request.blueprint == actions_registry.bp.name:
+            g.scaffolder_caller = authenticate(authenticator, remote_actions.plugin_id)
 
     @app.after_request
     def _reason_phrase(response: Response) -> Response:
@@ -56,5 +60,6 @@ def create_app(
 
     for blueprint in (scaffolder.bp, autocomplete.bp, catalog.bp, health.bp, metrics.bp):
         app.register_blueprint(blueprint)
+    actions_registry.mount(app, remote_actions)
     register_error_handlers(app)
     return app

@@ -120,8 +120,16 @@ def test_a_token_that_is_not_a_user_token_is_an_illegal_token(
     auth_app: Callable[..., FlaskClient], sign: Callable[..., str]
 ) -> None:
     client = auth_app()
+    # A plugin token is judged as one (tests/actions_registry): this one's sub is no plugin id.
     plugin_token = sign(typ="vnd.backstage.plugin")
     res = client.get(f"{SCAFFOLDER}/v2/tasks", headers=bearer(plugin_token))
+    assert _error(res) == (
+        401,
+        "AuthenticationError",
+        "Invalid plugin token: forbidden subject format",
+    )
+    other_typ = sign(typ="vnd.example.other")
+    res = client.get(f"{SCAFFOLDER}/v2/tasks", headers=bearer(other_typ))
     assert _error(res) == (401, "AuthenticationError", "Illegal token")
     # Upstream recognises a token without typ by its audience only.
     assert client.get(f"{SCAFFOLDER}/v2/tasks", headers=bearer(sign(typ=None))).status_code == 200

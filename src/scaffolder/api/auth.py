@@ -1,7 +1,9 @@
 """The auth gate: Backstage's default policy (CONTRACT §10.1).
 
-A bearer token is tried as a Backstage user token (verified against Backstage's JWKS, when
-``backend.auth.backstage`` is configured), then as a static ``externalAccess`` token. With
+A bearer token is tried, in upstream's order, as a Backstage plugin token addressed to the
+plugin called (when ``backend.auth.backstage`` is configured; the calling plugin's keys are
+on Backstage), as a Backstage user token (verified against Backstage's JWKS, likewise), then
+as a static ``externalAccess`` token. With
 ``dangerouslyDisableDefaultAuthPolicy`` a request without a token is the "none" principal;
 a token that is sent must still be valid, as upstream.
 """
@@ -14,7 +16,11 @@ import re
 from flask import g, request
 
 from scaffolder.errors import AuthenticationError, NotAllowedError
-from scaffolder.integrations.backstage_tokens import UserTokenVerifier
+from scaffolder.integrations.backstage_tokens import (
+    PluginIdentity,
+    PluginTokenVerifier,
+    UserTokenVerifier,
+)
 from scaffolder.settings import Settings, StaticToken
 from scaffolder.tasks.service import Caller
 
@@ -24,16 +30,29 @@ _BEARER = re.compile(r"^Bearer[ ]+(\S+)$", re.IGNORECASE)
 class Authenticator:
     """Turns an ``Authorization`` header into a `Caller`, or a 401/403."""
 
-    def __init__(self, settings: Settings, user_tokens: UserTokenVerifier | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        user_tokens: UserTokenVerifier | None = None,
+        plugin_tokens: PluginTokenVerifier | None = None,
+    ) -> None:
         self._disabled = settings.auth_disabled
         self._static = settings.static_tokens
         self._user_tokens = user_tokens
+        self._plugin_tokens = plugin_tokens
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
         """The gate for these settings (its JWKS client fetches nothing until a token comes)."""
         identity = settings.backstage_identity
-        return cls(settings, UserTokenVerifier(identity) if identity is not None else None)
+        if identity is None:
+            return cls(settings)
+        return cls(settings, UserTokenVerifier(identity), PluginTokenVerifier(identity))
+
+    @property
+    def disabled(self) -> bool:
+        """Whether a request without a token is let in (as the none principal)."""
+        return self._disabled
 
     def authenticate(self, header: str | None, plugin: str) -> Caller:
         """The caller presenting ``header`` to ``plugin`` (``scaffolder`` or ``catalog``).
@@ -48,6 +67,10 @@ class Authenticator:
             if self._disabled:
                 return Caller()
             raise AuthenticationError("Missing credentials")
+        if self._plugin_tokens is not None:
+            plugin_identity = self._plugin_tokens.verify(token, audience=plugin)
+            if plugin_identity is not None:
+                return self._plugin_caller(plugin_identity)
         if self._user_tokens is not None:
             identity = self._user_tokens.verify(token)
             if identity is not None:
@@ -65,6 +88,20 @@ class Authenticator:
                 raise NotAllowedError(f"This token's access is restricted to plugin(s) {allowed}")
             return Caller(token=token, subject=static.subject)
         raise AuthenticationError("Illegal token")
+
+    def _plugin_caller(self, identity: PluginIdentity) -> Caller:
+        """A plugin's call: a service, or the user it acts for (its ``obo`` token).
+
+        The plugin token itself is not kept as the caller's token: its audience is us, so it
+        is of no use to pass on.
+        """
+        subject = f"plugin:{identity.plugin_id}"
+        if identity.on_behalf_of is None:
+            return Caller(subject=subject)
+        user = self._user_tokens.verify(identity.on_behalf_of) if self._user_tokens else None
+        if user is None:
+            raise AuthenticationError("Invalid user token in plugin token obo claim")
+        return Caller(user_ref=user.user_ref, subject=subject, ownership_refs=user.ownership_refs)
 
     def _static_token(self, token: str) -> StaticToken | None:
         found = None

@@ -39,8 +39,8 @@ STATUS_BY_NAME = {
     "ServiceUnavailableError": 503,
 }
 
-#: Plugin mounts: ``request.url`` in an error body is relative to these.
-MOUNTS = ("/api/scaffolder", "/api/catalog")
+#: A plugin mount, ``/api/<pluginId>``: ``request.url`` in an error body is relative to it.
+MOUNT = re.compile(r"^/api/[^/]+(?=/|$)")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
@@ -54,11 +54,7 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 def relative_url() -> str:
     """The request path and query relative to its plugin mount."""
-    path = request.path
-    for mount in MOUNTS:
-        if path == mount or path.startswith(mount + "/"):
-            path = path[len(mount) :] or "/"
-            break
+    path = MOUNT.sub("", request.path, count=1) or "/"
     query = request.query_string.decode("latin-1")
     return f"{path}?{query}" if query else path
 
