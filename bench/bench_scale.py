@@ -1,0 +1,533 @@
+#!/usr/bin/env python3
+"""500 tasks at once: ours on PostgreSQL with 1 and 2 worker processes, beside upstream.
+
+Issue 7's benchmark. In one run on one machine, for each setup:
+
+* ``upstream``: the reference Backstage backend (its own database and task workers);
+* ``ours-1w`` / ``ours-2w``: a throwaway PostgreSQL cluster (Debian's binaries, as the tests
+  use), one ``scaffolder serve`` with ``scaffolder.concurrentTasksLimit: 0`` (the API only) and
+  1 or 2 ``scaffolder worker`` processes (10 task slots each, upstream's default);
+
+``--tasks`` tasks of a light template (hello-template: debug:log, fetch:template,
+catalog:write, debug:log) are POSTed at once (``--clients`` threads, a keep-alive connection
+each), and measured:
+
+* throughput: tasks / (last completion - first POST), completions taken from each task's
+  ``completion`` event ``createdAt``;
+* time to completion per task: its completion ``createdAt`` - the moment its POST was sent
+  (p50, p99; same clock, the servers run here);
+* event latency on the stream: every ``--sse-every``-th task gets an event stream opened as
+  soon as its POST returns; each event's arrival time - its ``createdAt`` (p50, p99). Ours
+  stamps ``createdAt`` when the event is logged (milliseconds); upstream's timestamps have
+  whole seconds, so its figure is shown but is not comparable;
+* RSS of each process (server tree, each worker) at the end, and PostgreSQL's;
+* cores used by other processes meanwhile (this machine is shared).
+
+Targets (issue 7): ours throughput at least 3x upstream's, p99 event latency under 50 ms.
+
+  .venv/bin/python bench/bench_scale.py [--tasks 500] [--only ours|upstream]
+
+Writes bench/results/<date>-scale.json. Stdlib plus psycopg (our dependency); loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import http.client
+import json
+import os
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+import bench_tasks as bt  # noqa: E402
+
+TEMPLATE = "template:default/hello-template"
+VALUES = bt.HELLO_VALUES
+TASKS = bt.TASKS
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def parse_ts(value: str) -> float:
+    return _dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, round(q / 100 * (len(xs) - 1))))
+    return round(xs[k], 1)
+
+
+def dist(xs: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(xs),
+        "p50_ms": pct(xs, 50),
+        "p99_ms": pct(xs, 99),
+        "max_ms": round(max(xs), 1) if xs else None,
+        "mean_ms": round(statistics.fmean(xs), 1) if xs else None,
+    }
+
+
+def process_rss_kb(pid: int | None) -> int | None:
+    if not pid:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------------- our setup
+class OursCluster:
+    """PostgreSQL, one API-only ``scaffolder serve`` and ``workers`` ``scaffolder worker``s."""
+
+    def __init__(self, a: argparse.Namespace, workers: int, admin_url: str, db: str) -> None:
+        self.name = f"ours-{workers}w"
+        self.a = a
+        self.workers = workers
+        self.admin_url = admin_url
+        self.db = db
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{self.name}-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
+        self.base = ""
+        self.pid: int | None = None
+        self.worker_pids: list[int] = []
+        self.notes: list[str] = []
+
+    def _spawn(self, cmd: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        logf = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
+        self.logs.append(logf)
+        proc = subprocess.Popen(
+            cmd, cwd=self.tmp, stdout=logf, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}"')
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+        url = self.admin_url.rsplit("/", 1)[0] + f"/{self.db}"
+        port = bt.free_port()
+        (self.tmp / "work").mkdir()
+        cfg = self.tmp / "app-config.yaml"
+        target = REPO / "tests/fixtures/templates/*/template.yaml"
+        cfg.write_text(
+            "backend:\n"
+            f"  baseUrl: http://127.0.0.1:{port}\n"
+            f"  listen: {{host: 127.0.0.1, port: {port}}}\n"
+            f"  database: {{connection: '{url}'}}\n"
+            f"  workingDirectory: {self.tmp}/work\n"
+            "  auth: {dangerouslyDisableDefaultAuthPolicy: true}\n"
+            "catalog:\n"
+            "  locations:\n"
+            f"    - {{type: file, target: '{target}'}}\n"
+        )
+        exe = str(REPO / ".venv" / "bin" / "scaffolder")
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAFFOLDER_")}
+        api_env = {**base_env, "SCAFFOLDER_SCAFFOLDER__CONCURRENTTASKSLIMIT": "0"}
+        cmd = [exe, "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+        log(f"[{self.name}] starting: {shlex.join(cmd)}")
+        t0 = time.perf_counter()
+        server = self._spawn(cmd, "serve", api_env)
+        self.pid = server.pid
+        self.base = f"http://127.0.0.1:{port}"
+        hello = "/api/catalog/entities/by-name/template/default/hello-template"
+        while bt.http_status(self.base, hello, timeout=1) != 200:
+            if server.poll() is not None or time.perf_counter() - t0 > self.a.ready_timeout:
+                raise RuntimeError(f"{self.name} serve not ready:\n{self.log_tail('serve')}")
+            time.sleep(0.05)
+        for i in range(self.workers):
+            worker = self._spawn([exe, "worker", "--config", str(cfg)], f"worker{i}", base_env)
+            self.worker_pids.append(worker.pid)
+        time.sleep(1.5)  # the workers import, connect and LISTEN
+        for i, proc in enumerate(self.procs[1:]):
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker {i} exited:\n{self.log_tail(f'worker{i}')}")
+        self.notes.append(
+            f"PostgreSQL database {self.db}; 1 scaffolder serve (concurrentTasksLimit 0) and "
+            f"{self.workers} scaffolder worker process(es), 10 slots each"
+        )
+
+    def rss(self) -> dict[str, Any]:
+        return {
+            "serve_kb": process_rss_kb(self.pid),
+            "workers_kb": [process_rss_kb(p) for p in self.worker_pids],
+        }
+
+    def cpu_pids(self) -> list[int]:
+        return [p for p in [self.pid, *self.worker_pids] if p]
+
+    def log_tail(self, name: str, n: int = 3000) -> str:
+        try:
+            return (self.tmp / f"{name}.log").read_bytes()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        for logf in self.logs:
+            logf.close()
+        if not self.a.keep_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class UpstreamSetup:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.name = "upstream"
+        ns = argparse.Namespace(
+            upstream_base=None,
+            upstream_pid=None,
+            reuse_upstream=False,
+            reference_dir=a.reference_dir,
+            reference_inplace=False,
+            node_modules=a.node_modules,
+            upstream_port=None,
+            ready_timeout=a.ready_timeout,
+        )
+        self.server = bt.Upstream(ns)
+        self.notes = self.server.notes
+        self.base = ""
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        self.server.start()
+        self.base, self.pid = self.server.base, self.server.pid
+
+    def rss(self) -> dict[str, Any]:
+        return {"server_tree_kb": (bt.tree_rss_kb(self.pid) or {}).get("total_kb")}
+
+    def cpu_pids(self) -> list[int]:
+        return [self.pid] if self.pid else []
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+# ------------------------------------------------------------------------------- the load
+class StreamReader(threading.Thread):
+    """Reads one task's event stream; records (arrival wall time, event) for each event."""
+
+    def __init__(self, base: str, task_id: str, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.base, self.task_id, self.timeout = base, task_id, timeout
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        self.error: str | None = None
+
+    def run(self) -> None:
+        u = urllib.parse.urlparse(self.base)
+        host, port = u.hostname or "127.0.0.1", u.port or 80
+        conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        try:
+            conn.request(
+                "GET",
+                f"{TASKS}/{self.task_id}/eventstream",
+                headers={"Accept": "text/event-stream"},
+            )
+            resp = conn.getresponse()
+            if resp.status != 200:
+                self.error = f"eventstream -> {resp.status}"
+                return
+            buf, event, data = b"", None, []
+            while True:
+                chunk = resp.read1(65536)
+                now = time.time()
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    line = line.rstrip(b"\r")
+                    if line == b"":
+                        if data:
+                            with contextlib.suppress(ValueError):
+                                self.arrivals.append((now, json.loads(b"\n".join(data))))
+                        if event == "completion":
+                            return
+                        event, data = None, []
+                    elif line.startswith(b"event:"):
+                        event = line[6:].strip().decode()
+                    elif line.startswith(b"data:"):
+                        data.append(line[5:].lstrip())
+        except OSError as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+
+def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
+    """POST --tasks tasks at once; wait for all; collect the figures."""
+    base = setup.base
+    posted: dict[str, float] = {}  # task id -> wall time the POST was sent
+    readers: list[StreamReader] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(a.tasks))
+    barrier = threading.Barrier(a.clients + 1)
+
+    def client_loop() -> None:
+        client = bt.Client(base, timeout=a.timeout)
+        client.call("GET", "/.backstage/health/v1/readiness")
+        barrier.wait()
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            sent = time.time()
+            try:
+                task_id = bt.post_task(client, TEMPLATE, VALUES)
+            except Exception as exc:
+                with lock:
+                    errors.append(f"POST: {exc}")
+                continue
+            with lock:
+                posted[task_id] = sent
+            if i % a.sse_every == 0:
+                reader = StreamReader(base, task_id, a.timeout)
+                reader.start()
+                with lock:
+                    readers.append(reader)
+        client.close()
+
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(a.clients)]
+    for t in threads:
+        t.start()
+    c0 = bt.cpu_snapshot(None)
+    pids_cpu0 = {p: proc_cpu_s(p) for p in setup.cpu_pids()}
+    barrier.wait(timeout=60)
+    t0 = time.time()
+    for t in threads:
+        t.join()
+    posted_s = time.time() - t0
+    log(f"[{setup.name}] {len(posted)} tasks posted in {posted_s:.1f} s")
+
+    # Wait until every task is finished (the task list, polled every half second).
+    watcher = bt.Client(base, timeout=a.timeout)
+    deadline = time.time() + a.timeout
+    statuses: dict[str, str] = {}
+    while True:
+        st, body = watcher.call("GET", f"{TASKS}?limit={a.tasks * 4}")
+        if st == 200 and isinstance(body, dict):
+            statuses = {t["id"]: t["status"] for t in body.get("tasks", []) if t["id"] in posted}
+        done = sum(1 for s in statuses.values() if s in bt.FINAL)
+        if done >= len(posted):
+            break
+        if time.time() > deadline:
+            errors.append(f"only {done} of {len(posted)} tasks finished in {a.timeout:.0f} s")
+            break
+        time.sleep(0.5)
+    c1 = bt.cpu_snapshot(None)
+    pids_cpu = {p: round(proc_cpu_s(p) - s, 2) for p, s in pids_cpu0.items()}
+    for r in readers:
+        r.join(10)
+
+    # Completion times from the events.
+    completed_at: dict[str, float] = {}
+    failed: list[str] = []
+    for task_id in posted:
+        st, events = watcher.call("GET", f"{TASKS}/{task_id}/events")
+        if st != 200 or not isinstance(events, list):
+            errors.append(f"events of {task_id}: {st}")
+            continue
+        for ev in events:
+            if ev.get("type") == "completion":
+                completed_at[task_id] = parse_ts(ev["createdAt"])
+                if (ev.get("body") or {}).get("error"):
+                    failed.append(task_id)
+    watcher.close()
+    to_completion = [(completed_at[t] - posted[t]) * 1000 for t in completed_at]
+    first_post = min(posted.values()) if posted else t0
+    last_done = max(completed_at.values()) if completed_at else time.time()
+    span = max(last_done - first_post, 1e-3)
+    latencies = [
+        (arrival - parse_ts(ev["createdAt"])) * 1000
+        for r in readers
+        for arrival, ev in r.arrivals
+        if isinstance(ev, dict) and ev.get("createdAt")
+    ]
+    cpu = bt.cpu_delta(c0, c1)
+    ours_cores = sum(pids_cpu.values()) / max(c1[0] - c0[0], 1e-3)
+    res = {
+        "tasks": len(posted),
+        "completed": len(completed_at) - len(failed),
+        "failed": len(failed),
+        "errors": errors[:20],
+        "post_all_s": round(posted_s, 2),
+        "span_s": round(span, 2),
+        "throughput_tasks_per_s": round(len(completed_at) / span, 1),
+        "time_to_completion": dist(to_completion),
+        "event_latency": dist(latencies),
+        "streams": {
+            "opened": len(readers),
+            "errors": [r.error for r in readers if r.error][:5],
+            "events": len(latencies),
+        },
+        "cpu_s_by_process": pids_cpu,
+        "machine_cores_busy": round(cpu["other_cores"] + cpu["bench_client_cores"], 2),
+        "server_processes_cores": round(ours_cores, 2),
+    }
+    log(
+        f"[{setup.name}] {res['completed']} completed, {res['failed']} failed in "
+        f"{res['span_s']} s: {res['throughput_tasks_per_s']} tasks/s; to completion p50 "
+        f"{res['time_to_completion']['p50_ms']} p99 {res['time_to_completion']['p99_ms']} ms; "
+        f"event latency p50 {res['event_latency']['p50_ms']} p99 "
+        f"{res['event_latency']['p99_ms']} ms ({len(latencies)} events)"
+    )
+    return res
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its waited-for children."""
+    hz = os.sysconf("SC_CLK_TCK")
+    try:
+        st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in st[11:15]) / hz
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def postgres_rss_kb() -> int:
+    out = subprocess.run(
+        ["ps", "-C", "postgres", "-o", "rss="], capture_output=True, text=True, check=False
+    ).stdout
+    return sum(int(x) for x in out.split() if x.isdigit())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", type=int, default=500)
+    ap.add_argument("--clients", type=int, default=8, help="threads POSTing (default 8)")
+    ap.add_argument("--sse-every", type=int, default=25, help="open a stream on every Nth task")
+    ap.add_argument("--workers", default="1,2", help="worker process counts to measure")
+    ap.add_argument("--only", choices=["ours", "upstream"])
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--ready-timeout", type=float, default=120)
+    ap.add_argument("--reference-dir", default=str(bt.DEFAULT_REFERENCE))
+    ap.add_argument("--node-modules")
+    ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--no-write", action="store_true")
+    a = ap.parse_args()
+
+    started = _dt.datetime.now().astimezone()
+    results: dict[str, Any] = {}
+    setups: list[Any] = []
+    cluster = None
+    if a.only != "upstream":
+        from tests.postgres.cluster import LocalCluster
+
+        cluster = LocalCluster()
+        admin = cluster.start()
+        for n in (int(x) for x in a.workers.split(",") if x.strip()):
+            setups.append(lambda n=n: OursCluster(a, n, admin, f"bench_scale_{n}w"))
+    if a.only != "ours":
+        setups.insert(0, lambda: UpstreamSetup(a))
+    try:
+        for make in setups:
+            setup = make()
+            try:
+                setup.start()
+                log(f"[{setup.name}] ready at {setup.base}")
+                bt.wait_quiet(
+                    argparse.Namespace(name=setup.name, pid=setup.pid),
+                    argparse.Namespace(quiet_cores=0.3, quiet_wait=30),
+                )
+                res = load(setup, a)
+                time.sleep(2)
+                res["rss_kb"] = setup.rss()
+                if isinstance(setup, OursCluster):
+                    res["rss_kb"]["postgres_all_kb"] = postgres_rss_kb()
+            except Exception as exc:
+                res = {"errors": [f"{type(exc).__name__}: {exc}"]}
+                log(f"[{setup.name}] ERROR {exc}")
+            finally:
+                setup.stop()
+            res["notes"] = setup.notes
+            results[setup.name] = res
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+    up = results.get("upstream", {})
+    comparison = {}
+    for name, res in results.items():
+        if name == "upstream":
+            continue
+        ratio = None
+        if up.get("throughput_tasks_per_s") and res.get("throughput_tasks_per_s"):
+            ratio = round(res["throughput_tasks_per_s"] / up["throughput_tasks_per_s"], 2)
+        p99 = (res.get("event_latency") or {}).get("p99_ms")
+        comparison[name] = {
+            "throughput_vs_upstream": ratio,
+            "throughput_pass": None if ratio is None else ratio >= 3,
+            "event_latency_p99_ms": p99,
+            "event_latency_pass": None if p99 is None else p99 < 50,
+        }
+    log("")
+    for name, c in comparison.items():
+        log(
+            f"{name}: throughput {c['throughput_vs_upstream']}x upstream (target >= 3): "
+            f"{verdict(c['throughput_pass'])}"
+            f"; event latency p99 {c['event_latency_p99_ms']} ms (target < 50): "
+            f"{verdict(c['event_latency_pass'])}"
+        )
+    doc = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "template": TEMPLATE,
+        "params": {"tasks": a.tasks, "clients": a.clients, "sse_every": a.sse_every},
+        "machine": {"nproc": len(os.sched_getaffinity(0))},
+        "results": results,
+        "comparison": comparison,
+    }
+    if not a.no_write:
+        out = HERE / "results" / f"{started.date().isoformat()}-scale.json"
+        out.write_text(json.dumps(doc, indent=2) + "\n")
+        log(f"wrote {out}")
+    failed = any(r.get("errors") or r.get("failed") for r in results.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
