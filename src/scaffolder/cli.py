@@ -107,6 +107,11 @@ def worker(config: Sequence[str], metrics_port: int | None) -> None:
     )
     click.echo(f"worker running ({services.settings.concurrent_tasks_limit} slots)", err=True)
     stop.wait()
+    # services.close() drains: no new claims, running tasks get the grace period, then
+    # the rest are handed back (reopened for another worker, or failed).
+    click.echo(
+        f"worker stopping (grace period {services.settings.shutdown_grace_seconds:g} s)", err=True
+    )
     if metrics_server is not None:
         metrics_server.stop()
     services.close()

@@ -22,9 +22,6 @@ from scaffolder.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Seconds running tasks get to finish after SIGTERM before the process exits.
-SHUTDOWN_GRACE_SECONDS = 10.0
-
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address (or ``localhost``); anything else is not."""
@@ -85,8 +82,17 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> Non
             return
         stopping.set()
         log.info("received signal %d, shutting down", signum)
-        # stop() joins the HTTP threads; run it off the signal handler's frame.
-        threading.Thread(target=server.stop, name="scaffolder-stop", daemon=True).start()
+        # Off the signal handler's frame: the workers drain first (no new claims, running
+        # tasks get scaffolder.shutdownGracePeriod, the rest are handed back) while the API
+        # still answers, so their event streams see them end; then the HTTP threads stop.
+        threading.Thread(target=drain_then_stop, name="scaffolder-stop", daemon=True).start()
+
+    def drain_then_stop() -> None:
+        try:
+            if services.worker is not None:
+                services.worker.stop()
+        finally:
+            server.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -94,6 +100,4 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> Non
     try:
         server.safe_start()
     finally:
-        if services.worker is not None:
-            services.worker.stop(timeout=SHUTDOWN_GRACE_SECONDS)
         services.close()

@@ -147,6 +147,10 @@ def build_services(
             concurrency=settings.concurrent_tasks_limit,
             keep_workspaces=settings.keep_workspaces,
             heartbeat_seconds=settings.heartbeat_seconds,
+            recovery_stale_seconds=(
+                settings.task_recovery_stale_seconds if settings.task_recovery_enabled else None
+            ),
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
         services.worker.start()
     services.ready = True

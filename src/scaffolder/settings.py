@@ -30,6 +30,12 @@ DEFAULT_WORKING_DIRECTORY = "./var/work"
 DEFAULT_CONCURRENT_TASKS_LIMIT = 10
 DEFAULT_HEARTBEAT_SECONDS = 1.0
 DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
+#: ``scaffolder.taskRecovery.staleTimeout``: upstream's default (``{ seconds: 30 }``).
+DEFAULT_RECOVERY_STALE_SECONDS = 30.0
+#: ``scaffolder.shutdownGracePeriod``: what running tasks get after SIGTERM, under the 30 s
+#: an orchestrator waits by default before SIGKILL (ECS ``stopTimeout``, Kubernetes
+#: ``terminationGracePeriodSeconds``).
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 20.0
 MAX_BODY_BYTES = 10 * 1024 * 1024
 #: The ``aud`` of the user tokens Backstage's auth backend issues.
 BACKSTAGE_TOKEN_AUDIENCE = "backstage"  # noqa: S105 - a JWT audience, not a secret
@@ -99,6 +105,12 @@ class Settings:
     keep_workspaces: bool = False
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
     task_timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS
+    #: ``scaffolder.taskRecovery.enabled`` (on by default here; off upstream).
+    task_recovery_enabled: bool = True
+    #: ``scaffolder.taskRecovery.staleTimeout``: a heartbeat older than this is a dead worker.
+    task_recovery_stale_seconds: float = DEFAULT_RECOVERY_STALE_SECONDS
+    #: ``scaffolder.shutdownGracePeriod``: how long SIGTERM waits for running tasks.
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
     catalog_locations: tuple[CatalogLocation, ...] = ()
     auth_disabled: bool = False
     #: ``backend.auth.allowInsecureNonLoopback``: serve with auth disabled on any address.
@@ -121,6 +133,7 @@ class Settings:
         scaffolder = _section(config, "scaffolder")
         catalog = _section(config, "catalog")
         environment = _section(scaffolder, "defaultEnvironment")
+        recovery = _section(scaffolder, "taskRecovery")
 
         host = str(listen.get("host", DEFAULT_HOST))
         port = _int(listen.get("port", DEFAULT_PORT), "backend.listen.port")
@@ -175,6 +188,25 @@ class Settings:
                 "scaffolder.concurrentTasksLimit",
             ),
             keep_workspaces=bool(scaffolder.get("keepWorkspaces", False)),
+            task_recovery_enabled=_bool(
+                recovery.get("enabled", scaffolder.get("EXPERIMENTAL_recoverTasks", True)),
+                "scaffolder.taskRecovery.enabled",
+            ),
+            task_recovery_stale_seconds=_duration(
+                recovery.get(
+                    "staleTimeout",
+                    scaffolder.get(
+                        "EXPERIMENTAL_recoverTasksTimeout",
+                        {"seconds": DEFAULT_RECOVERY_STALE_SECONDS},
+                    ),
+                ),
+                "scaffolder.taskRecovery.staleTimeout",
+            ),
+            shutdown_grace_seconds=_duration(
+                scaffolder.get("shutdownGracePeriod", {"seconds": DEFAULT_SHUTDOWN_GRACE_SECONDS}),
+                "scaffolder.shutdownGracePeriod",
+                allow_zero=True,
+            ),
             catalog_locations=tuple(locations),
             auth_disabled=bool(auth.get("dangerouslyDisableDefaultAuthPolicy", False)),
             allow_insecure_non_loopback=bool(auth.get("allowInsecureNonLoopback", False)),
@@ -314,6 +346,52 @@ def _int(value: Any, key: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise InputError(f"Config key '{key}' must be an integer, got {value!r}") from None
+
+
+#: Seconds in each unit of Backstage's ``HumanDuration`` (a month is 30 days, a year 365).
+_DURATION_UNITS = {
+    "years": 365 * 86400.0,
+    "months": 30 * 86400.0,
+    "weeks": 7 * 86400.0,
+    "days": 86400.0,
+    "hours": 3600.0,
+    "minutes": 60.0,
+    "seconds": 1.0,
+    "milliseconds": 0.001,
+}
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def _duration(value: Any, key: str, *, allow_zero: bool = False) -> float:
+    """Seconds of a Backstage duration: ``{ minutes: 1, seconds: 30 }`` or ISO ``PT1M30S``."""
+    seconds: float | None = None
+    if isinstance(value, Mapping) and value and set(value) <= set(_DURATION_UNITS):
+        parts = list(value.items())
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for _, v in parts):
+            seconds = sum(float(v) * _DURATION_UNITS[unit] for unit, v in parts)
+    elif isinstance(value, str) and value not in ("P", "PT") and not value.endswith("T"):
+        match = _ISO_DURATION.match(value)
+        if match:
+            seconds = sum(
+                float(v) * _DURATION_UNITS[unit] for unit, v in match.groupdict().items() if v
+            )
+    if seconds is None or seconds < 0 or (seconds == 0 and not allow_zero):
+        raise InputError(
+            f"Config key '{key}' must be a positive duration such as {{ seconds: 30 }} "
+            f"(units: {', '.join(_DURATION_UNITS)}) or an ISO 8601 duration such as PT30S, "
+            f"got {value!r}"
+        )
+    return seconds
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise InputError(f"Config key '{key}' must be true or false, got {value!r}")
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

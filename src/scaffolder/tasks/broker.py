@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from scaffolder.db.postgres import (
@@ -24,7 +25,7 @@ from scaffolder.db.postgres import (
     TASKS_CHANNEL,
     PgListener,
 )
-from scaffolder.tasks.model import EventType, TaskEvent, TaskStatus
+from scaffolder.tasks.model import EventType, RecoveredTask, TaskEvent, TaskStatus, utcnow
 from scaffolder.tasks.store import SqlTaskStore
 
 log = logging.getLogger(__name__)
@@ -217,12 +218,42 @@ class TaskBroker:
         """Append an event (written within moments, in order) and wake its readers."""
         self.events.submit(task_id, type_, body)
 
-    def complete(self, task_id: str, status: TaskStatus, body: dict[str, Any]) -> TaskEvent:
-        """Finish a task, after its log events, and wake its readers."""
+    def complete(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        body: dict[str, Any],
+        *,
+        generation: int | None = None,
+    ) -> TaskEvent:
+        """Finish a task, after its log events, and wake its readers.
+
+        ``generation`` is the run's claim generation: a run whose task was recovered
+        meanwhile gets a `ConflictError` instead of finishing someone else's run.
+        """
         self.events.flush()
-        event = self.store.complete_task(task_id, status, body)
+        event = self.store.complete_task(task_id, status, body, generation=generation)
         self.hub.published(task_id)
         return event
+
+    def recover_stale(self, stale_seconds: float) -> list[RecoveredTask]:
+        """Take back tasks whose worker stopped heartbeating ``stale_seconds`` ago."""
+        recovered = self.store.recover_stale_tasks(utcnow() - timedelta(seconds=stale_seconds))
+        self._taken_back(recovered)
+        return recovered
+
+    def release(self, task_id: str, *, generation: int, reason: str) -> RecoveredTask | None:
+        """Hand back a task this worker will not finish (see `SqlTaskStore.release_task`)."""
+        self.events.flush()
+        released = self.store.release_task(task_id, generation=generation, reason=reason)
+        self._taken_back([released] if released is not None else [])
+        return released
+
+    def _taken_back(self, tasks: list[RecoveredTask]) -> None:
+        for task in tasks:
+            self.hub.published(task.id)
+        if any(task.reopened for task in tasks):
+            self.hub.work_available()
 
     def cancel(self, task_id: str) -> None:
         """Record a cancel, stop the running step if it runs here, wake readers."""

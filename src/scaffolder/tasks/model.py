@@ -117,3 +117,17 @@ class ClaimedTask:
     secrets: dict[str, str]
     created_by: str | None
     state: dict[str, Any]
+    #: Id of the task's last ``recovered`` event when it was claimed (0: none). A newer one
+    #: means the task was taken from this run (recovered or handed back): the run may then
+    #: neither complete it nor go on.
+    generation: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveredTask:
+    """A task a recovery pass (or a shutting-down worker) took back from its run."""
+
+    id: str
+    #: ``startOver``: reopened for another run; ``none``: failed.
+    strategy: str
+    reopened: bool

@@ -6,6 +6,7 @@ is the `RunContext` it is given.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus
 
 from scaffolder.actions.base import ActionContext, ActionLogger, CancelSignal, TemplateAction
 from scaffolder.actions.registry import ActionRegistry
@@ -80,11 +82,24 @@ class _StepOutcome:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
+#: Shortest base64 run (a secret inside a longer encoded string) that is masked: shorter
+#: runs would mask ordinary text.
+_MIN_BASE64_FRAGMENT = 8
+
+
 class Redactor:
-    """Replaces every secret value (longer than one character) with ``***``."""
+    """Replaces every secret value (longer than one character) with ``***``.
+
+    Also masked: each secret's base64 (standard and URL-safe alphabets, with and without
+    padding, and inside a longer encoded string such as ``Basic base64(user:token)``) and its
+    URL-encoded forms (``quote`` and ``quote_plus``).
+    """
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
-        values = {str(v) for v in secrets.values() if isinstance(v, str) and len(v) > 1}
+        plain = {str(v) for v in secrets.values() if isinstance(v, str) and len(v) > 1}
+        values = set(plain)
+        for value in plain:
+            values.update(_encoded_forms(value))
         self._pattern = (
             re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
             if values
@@ -360,6 +375,29 @@ class WorkflowRunner:
             if result is not UNDEFINED:
                 rendered[key] = result
         return rendered
+
+
+def _encoded_forms(value: str) -> set[str]:
+    """How a secret may appear once encoded: base64 and URL-encoding."""
+    raw = value.encode()
+    forms = {quote(value, safe=""), quote(value), quote_plus(value)}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode()
+        forms.update({whole, whole.rstrip("=")})
+        # The secret at any byte offset of a longer encoded string: encode it behind 1 or 2
+        # filler bytes and keep only the characters that depend on its bytes alone.
+        for offset in (1, 2):
+            encoded = encode(b"\0" * offset + raw).decode().rstrip("=")
+            tail = (offset + len(raw)) % 3
+            end = len(encoded) - (tail and tail + 1)
+            fragment = encoded[4:end]
+            if len(fragment) >= _MIN_BASE64_FRAGMENT:
+                forms.add(fragment)
+        tail = len(raw) % 3
+        head = whole.rstrip("=")[: len(whole.rstrip("=")) - (tail and tail + 1)]
+        if len(head) >= _MIN_BASE64_FRAGMENT:
+            forms.add(head)
+    return {form for form in forms if len(form) > 1}
 
 
 def _status_functions(failed: bool) -> dict[str, Callable[[], bool]]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from scaffolder.tasks.model import (
     TERMINAL_STATUSES,
     ClaimedTask,
     EventType,
+    RecoveredTask,
     Task,
     TaskEvent,
     TaskStatus,
@@ -178,6 +180,7 @@ class SqlTaskStore:
             )
             if cur.rowcount != 1:
                 return None
+            generation = self._generation(cur, task_id)
         state = json.loads(state_text)["state"] if state_text else {}
         return ClaimedTask(
             id=task_id,
@@ -185,6 +188,7 @@ class SqlTaskStore:
             secrets=json.loads(secrets_text) if secrets_text else {},
             created_by=created_by,
             state=state,
+            generation=generation,
         )
 
     def heartbeat(self, task_ids: Iterable[str]) -> None:
@@ -203,28 +207,61 @@ class SqlTaskStore:
 
     def cancelled_among(self, task_ids: Iterable[str]) -> set[str]:
         """Which of these tasks have a ``cancelled`` event (a cancel from any process)."""
-        ids = list(task_ids)
+        return self.run_signals(dict.fromkeys(task_ids, 0))[0]
+
+    def run_signals(self, generations: Mapping[str, int]) -> tuple[set[str], set[str]]:
+        """For running tasks (id to the `ClaimedTask.generation` of their run): which were
+        cancelled, and which were lost (recovered or handed back since that run claimed them).
+        """
+        ids = list(generations)
         if not ids:
-            return set()
+            return set(), set()
         with self._db.cursor() as cur:
             cur.execute(
                 self._db.sql(
-                    "SELECT DISTINCT task_id FROM task_events WHERE event_type = 'cancelled' "
-                    f"AND task_id IN ({', '.join('?' for _ in ids)})"
+                    "SELECT task_id, event_type, MAX(id) FROM task_events "
+                    "WHERE event_type IN ('cancelled', 'recovered') "
+                    f"AND task_id IN ({', '.join('?' for _ in ids)}) GROUP BY task_id, event_type"
                 ),
                 ids,
             )
-            return {row[0] for row in cur.fetchall()}
+            rows = cur.fetchall()
+        cancelled = {task_id for task_id, type_, _ in rows if type_ == EventType.CANCELLED.value}
+        lost = {
+            task_id
+            for task_id, type_, last in rows
+            if type_ == EventType.RECOVERED.value and int(last) > generations[task_id]
+        }
+        return cancelled, lost
 
-    def complete_task(self, task_id: str, status: TaskStatus, body: dict[str, Any]) -> TaskEvent:
-        """Finish a ``processing`` task: status, secrets dropped, completion event, at once."""
+    def complete_task(
+        self,
+        task_id: str,
+        status: TaskStatus,
+        body: dict[str, Any],
+        *,
+        generation: int | None = None,
+    ) -> TaskEvent:
+        """Finish a ``processing`` task: status, secrets dropped, completion event, at once.
+
+        With ``generation`` (the run's `ClaimedTask.generation`), a run whose task was
+        recovered meanwhile is refused too, even if another run has claimed it since.
+        """
+        guard = ""
+        params: tuple[Any, ...] = ()
+        if generation is not None:
+            guard = (
+                " AND NOT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? "
+                "AND event_type = 'recovered' AND id > ?)"
+            )
+            params = (task_id, generation)
         with self._db.cursor(write=True) as cur:
             cur.execute(
                 self._db.sql(
                     "UPDATE tasks SET status = ?, secrets = NULL "
-                    "WHERE id = ? AND status = 'processing'"
+                    f"WHERE id = ? AND status = 'processing'{guard}"
                 ),
-                (status.value, task_id),
+                (status.value, task_id, *params),
             )
             if cur.rowcount != 1:
                 raise ConflictError(
@@ -320,6 +357,122 @@ class SqlTaskStore:
             self._notify(cur, TASKS_CHANNEL, task_id)
             return event
 
+    def recover_stale_tasks(self, heartbeat_before: datetime) -> list[RecoveredTask]:
+        """Take back ``processing`` tasks whose heartbeat is older than ``heartbeat_before``.
+
+        Their worker is gone (killed, or cut off from the database). Each gets a ``recovered``
+        event; a ``startOver`` task is reopened for another worker (secrets kept, checkpoints
+        in its state), any other task is failed (secrets dropped). Safe with many processes
+        recovering at once: the rows are locked (SKIP LOCKED on PostgreSQL, SQLite's write
+        lock) and each update repeats the stale condition, so one process takes each task.
+        """
+        lock = " FOR UPDATE SKIP LOCKED" if self._db.postgres else ""
+        threshold = self._db.to_db(heartbeat_before)
+        recovered: list[RecoveredTask] = []
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql(
+                    "SELECT id, spec, last_heartbeat_at FROM tasks WHERE status = 'processing' "
+                    f"AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ?){lock}"
+                ),
+                (threshold,),
+            )
+            for task_id, spec_text, heartbeat in cur.fetchall():
+                last = self._db.from_db(heartbeat)
+                seconds = (utcnow() - last).total_seconds() if last is not None else None
+                reason = (
+                    "The task failed because the task worker lost connection to the task broker"
+                    + (f" (no heartbeat for {seconds:.0f} s)" if seconds is not None else "")
+                )
+                task = self._take_back(
+                    cur,
+                    task_id,
+                    json.loads(spec_text),
+                    reason=reason,
+                    condition=("(last_heartbeat_at IS NULL OR last_heartbeat_at < ?)", threshold),
+                    recovered_event=True,
+                )
+                if task is not None:
+                    recovered.append(task)
+        return recovered
+
+    def release_task(self, task_id: str, *, generation: int, reason: str) -> RecoveredTask | None:
+        """Hand back a task this process is running and will not finish (it shuts down).
+
+        A ``startOver`` task is reopened at once (a ``recovered`` event), for another worker;
+        any other task is failed with ``reason``. ``None`` if the run no longer owns the task
+        (it finished, or was recovered meanwhile).
+        """
+        with self._db.cursor(write=True) as cur:
+            cur.execute(
+                self._db.sql("SELECT spec FROM tasks WHERE id = ? AND status = 'processing'"),
+                (task_id,),
+            )
+            row = cur.fetchone()
+            if row is None or self._generation(cur, task_id) != generation:
+                return None
+            return self._take_back(
+                cur, task_id, json.loads(row[0]), reason=reason, recovered_event=False
+            )
+
+    def _take_back(
+        self,
+        cur: Any,
+        task_id: str,
+        spec: dict[str, Any],
+        *,
+        reason: str,
+        recovered_event: bool,
+        condition: tuple[str, Any] | None = None,
+    ) -> RecoveredTask | None:
+        sql = self._db.sql
+        extra, params = (f" AND {condition[0]}", (condition[1],)) if condition else ("", ())
+        reopen = is_recoverable(spec)
+        strategy = "startOver" if reopen else "none"
+        unfinished = [] if reopen else self._unfinished_steps(cur, task_id)
+        if reopen:
+            cur.execute(
+                sql(
+                    "UPDATE tasks SET status = 'open', last_heartbeat_at = ? "
+                    f"WHERE id = ? AND status = 'processing'{extra}"
+                ),
+                (self._db.to_db(utcnow()), task_id, *params),
+            )
+        else:
+            cur.execute(
+                sql(
+                    "UPDATE tasks SET status = 'failed', secrets = NULL "
+                    f"WHERE id = ? AND status = 'processing'{extra}"
+                ),
+                (task_id, *params),
+            )
+        if cur.rowcount != 1:
+            return None
+        if reopen or recovered_event:
+            self._insert_event(cur, task_id, EventType.RECOVERED, {"recoverStrategy": strategy})
+        if not reopen:
+            # Like upstream's stale janitor: the steps left running fail, then the task.
+            for step_id in unfinished:
+                self._insert_event(
+                    cur,
+                    task_id,
+                    EventType.LOG,
+                    {"message": reason, "stepId": step_id, "status": "failed"},
+                )
+            self._insert_event(
+                cur,
+                task_id,
+                EventType.COMPLETION,
+                {
+                    "message": "Run completed with status: failed",
+                    "error": {"name": "Error", "message": reason},
+                },
+            )
+        self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
+        if reopen:
+            self._notify(cur, TASKS_CHANNEL, task_id)
+        return RecoveredTask(id=task_id, strategy=strategy, reopened=reopen)
+
     # --- state (checkpoints and completed steps) ----------------------------------------
 
     def save_state(self, task_id: str, state: dict[str, Any]) -> None:
@@ -406,6 +559,33 @@ class SqlTaskStore:
         )
         event_id = cur.fetchone()[0]
         return TaskEvent(id=int(event_id), task_id=task_id, type=type_, body=body, created_at=now)
+
+    def _generation(self, cur: Any, task_id: str) -> int:
+        cur.execute(
+            self._db.sql(
+                "SELECT COALESCE(MAX(id), 0) FROM task_events "
+                "WHERE task_id = ? AND event_type = 'recovered'"
+            ),
+            (task_id,),
+        )
+        return int(cur.fetchone()[0])
+
+    def _unfinished_steps(self, cur: Any, task_id: str) -> list[str]:
+        """Steps of the current run that began and have not finished, in order."""
+        cur.execute(
+            self._db.sql(
+                "SELECT event_type, body FROM task_events WHERE task_id = ? AND id > ? ORDER BY id"
+            ),
+            (task_id, self._generation(cur, task_id)),
+        )
+        status: dict[str, str] = {}
+        for type_, body_text in cur.fetchall():
+            if type_ != EventType.LOG.value:
+                continue
+            body = json.loads(body_text)
+            if body.get("stepId") is not None and body.get("status"):
+                status[str(body["stepId"])] = str(body["status"])
+        return [step for step, value in status.items() if value == "processing"]
 
     def _last_step_id(self, cur: Any, task_id: str) -> str:
         cur.execute(

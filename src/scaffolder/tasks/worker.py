@@ -1,15 +1,24 @@
-"""The worker pool: claims open tasks, runs them, heartbeats, and stops them on cancel."""
+"""The worker pool: claims open tasks, runs them, heartbeats, and stops them on cancel.
+
+Three loops run beside the tasks: claiming (while there is room), heartbeating the running
+tasks (and hearing of cancels and of tasks taken from us), and recovering tasks whose worker
+died (a heartbeat older than the stale timeout; CONTRACT §11.6). `TaskWorker.stop` drains:
+no new claims, running tasks get a grace period, then whatever still runs is handed back.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scaffolder.actions.base import CancelSignal
+from scaffolder.errors import ConflictError
+from scaffolder.settings import DEFAULT_RECOVERY_STALE_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS
 from scaffolder.tasks.broker import TaskBroker
 from scaffolder.tasks.model import ClaimedTask, EventType, TaskStatus
 from scaffolder.tasks.runner import Redactor, RunResult, WorkflowRunner
@@ -19,6 +28,12 @@ log = logging.getLogger(__name__)
 
 #: Back-off after the database failed us, so a broken database does not spin a core.
 ERROR_BACKOFF_SECONDS = 1.0
+#: Upstream looks for stale tasks every 10 s. A shorter stale timeout is looked for three
+#: times per timeout, so a dead worker's task waits at most a third longer than the timeout.
+RECOVERY_INTERVAL_SECONDS = 10.0
+#: After the grace period, how long cancelled runs get to stop (and remove their workspace)
+#: before their tasks are handed back.
+RELEASE_WAIT_SECONDS = 5.0
 
 
 @dataclass(kw_only=True)
@@ -31,18 +46,30 @@ class _TaskRun:
     workspace_path: Path
     broker: TaskBroker
     state: dict[str, Any]
+    generation: int = 0
     signal: CancelSignal = field(default_factory=CancelSignal)
     is_dry_run: bool = False
+    #: Set when the task is no longer this run's (handed back, or recovered by another
+    #: process): the run stops, and nothing it still says reaches the task's log.
+    released: threading.Event = field(default_factory=threading.Event)
 
     def emit_log(self, body: dict[str, Any]) -> None:
-        self.broker.emit(self.task_id, EventType.LOG, body)
+        if not self.released.is_set():
+            self.broker.emit(self.task_id, EventType.LOG, body)
 
     def save_state(self) -> None:
+        # Even after a release: a checkpoint records a side effect that did happen.
         self.broker.store.save_state(self.task_id, self.state)
 
 
 class TaskWorker:
-    """Runs up to ``concurrency`` tasks at once, each in its own thread."""
+    """Runs up to ``concurrency`` tasks at once, each in its own thread.
+
+    Args:
+        recovery_stale_seconds: recover tasks whose heartbeat is older than this (any
+            process's, this one's included after a restart); ``None`` turns recovery off.
+        shutdown_grace_seconds: what `stop` gives running tasks before handing them back.
+    """
 
     def __init__(
         self,
@@ -53,6 +80,8 @@ class TaskWorker:
         concurrency: int,
         keep_workspaces: bool = False,
         heartbeat_seconds: float = 1.0,
+        recovery_stale_seconds: float | None = DEFAULT_RECOVERY_STALE_SECONDS,
+        shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
     ) -> None:
         self._broker = broker
         self._runner = runner
@@ -60,9 +89,13 @@ class TaskWorker:
         self._concurrency = concurrency
         self._keep_workspaces = keep_workspaces
         self._heartbeat_seconds = heartbeat_seconds
+        self._recovery_stale_seconds = recovery_stale_seconds
+        self._shutdown_grace_seconds = shutdown_grace_seconds
         self._running: dict[str, _TaskRun] = {}
         self._lock = threading.Condition()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # no more claims
+        self._stopped = threading.Event()  # heartbeat and recovery end too
+        self._claim_thread: threading.Thread | None = None
         self._threads: list[threading.Thread] = []
         broker.hub.on_cancel(self._cancel_local)
 
@@ -73,28 +106,77 @@ class TaskWorker:
             return list(self._running)
 
     def start(self) -> None:
-        """Start the claim loop and the heartbeat loop (no-op when concurrency is 0)."""
+        """Start the claim, heartbeat and recovery loops (no-op when concurrency is 0)."""
         if self._concurrency <= 0 or self._threads:
             return
         self._working_directory.mkdir(parents=True, exist_ok=True)
-        for target, name in ((self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")):
+        loops = [(self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")]
+        if self._recovery_stale_seconds is not None:
+            loops.append((self._recovery_loop, "recovery"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"scaffolder-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+            if name == "claim":
+                self._claim_thread = thread
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming, and wait up to ``timeout`` seconds for running tasks to finish."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain: stop claiming, let running tasks finish, hand back the rest.
+
+        Running tasks get ``timeout`` seconds (default: the shutdown grace period). Then each
+        task still running is cancelled here and handed back: a ``startOver`` task is reopened
+        for another worker, any other fails with a message saying why. None is left
+        ``processing``.
+        """
+        grace = self._shutdown_grace_seconds if timeout is None else timeout
+        deadline = time.monotonic() + grace
         self._stopping.set()
         self._broker.hub.work_available()
         with self._lock:
             self._lock.notify_all()
         # The claim loop first: a claim in flight when we stopped still launches its task,
         # which must be waited for too (else it runs on after the database is closed).
-        for thread in self._threads:
-            thread.join(timeout=timeout)
+        if self._claim_thread is not None:
+            self._claim_thread.join(timeout=max(grace, ERROR_BACKOFF_SECONDS))
         with self._lock:
-            self._lock.wait_for(lambda: not self._running, timeout)
+            self._lock.wait_for(lambda: not self._running, max(deadline - time.monotonic(), 0.0))
+            left = list(self._running.values())
+        if left:
+            self._hand_back(left, grace)
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(timeout=ERROR_BACKOFF_SECONDS + self._heartbeat_seconds)
         self._threads.clear()
+        self._claim_thread = None
+
+    def _hand_back(self, runs: list[_TaskRun], grace: float) -> None:
+        for run in runs:
+            run.released.set()
+            run.signal.cancel()
+        with self._lock:
+            self._lock.wait_for(
+                lambda: not any(r.task_id in self._running for r in runs), RELEASE_WAIT_SECONDS
+            )
+        reason = (
+            f"The task failed because its worker shut down and the task did not finish within "
+            f"the shutdown grace period ({grace:g} s, scaffolder.shutdownGracePeriod). Its "
+            "template does not set EXPERIMENTAL_recovery.EXPERIMENTAL_strategy: startOver, so "
+            "it was not handed to another worker; retry it to run it again"
+        )
+        for run in runs:
+            try:
+                released = self._broker.release(
+                    run.task_id, generation=run.generation, reason=reason
+                )
+            except Exception:
+                log.exception("handing back task %s failed", run.task_id)
+                continue
+            if released is not None:
+                log.warning(
+                    "shutting down: task %s %s",
+                    run.task_id,
+                    "reopened for another worker" if released.reopened else "failed",
+                )
 
     # --- loops ---------------------------------------------------------------------------
 
@@ -121,16 +203,45 @@ class TaskWorker:
             self._launch(claimed)
 
     def _heartbeat_loop(self) -> None:
-        while not self._stopping.wait(self._heartbeat_seconds):
-            ids = self.running
-            if not ids:
+        while not self._stopped.wait(self._heartbeat_seconds):
+            with self._lock:
+                runs = {
+                    task_id: run.generation
+                    for task_id, run in self._running.items()
+                    if not run.released.is_set()
+                }
+            if not runs:
                 continue
             try:
-                self._broker.store.heartbeat(ids)
-                for task_id in self._broker.store.cancelled_among(ids):
-                    self._cancel_local(task_id)
+                self._broker.store.heartbeat(runs)
+                cancelled, lost = self._broker.store.run_signals(runs)
             except Exception:
                 log.exception("heartbeat failed")
+                continue
+            for task_id in cancelled:
+                self._cancel_local(task_id)
+            for task_id in lost:
+                self._lose(task_id)
+
+    def _recovery_loop(self) -> None:
+        stale = self._recovery_stale_seconds
+        assert stale is not None
+        interval = min(RECOVERY_INTERVAL_SECONDS, max(stale / 3, 0.1))
+        while not self._stopped.wait(interval):
+            if self._stopping.is_set():
+                continue  # shutting down: the other workers recover
+            try:
+                recovered = self._broker.recover_stale(stale)
+            except Exception:
+                log.exception("recovering stale tasks failed")
+                continue
+            for task in recovered:
+                log.warning(
+                    "recovered task %s (no heartbeat for %g s): %s",
+                    task.id,
+                    stale,
+                    "reopened to start over" if task.reopened else "failed",
+                )
 
     # --- one task ------------------------------------------------------------------------
 
@@ -142,6 +253,7 @@ class TaskWorker:
             workspace_path=self._working_directory / claimed.id,
             broker=self._broker,
             state=claimed.state,
+            generation=claimed.generation,
         )
         with self._lock:
             self._running[claimed.id] = run
@@ -163,10 +275,17 @@ class TaskWorker:
             # status can rely on nothing being left behind.
             if not self._keep_workspaces:
                 remove_workspace(run.workspace_path)
+            if run.released.is_set():
+                return  # handed back or recovered elsewhere: not ours to complete
             try:
                 self._broker.complete(
-                    run.task_id, TaskStatus(result.status), result.completion_body(redact)
+                    run.task_id,
+                    TaskStatus(result.status),
+                    result.completion_body(redact),
+                    generation=run.generation,
                 )
+            except ConflictError as exc:
+                log.warning("task %s was not completed here: %s", run.task_id, exc.message)
             except Exception:
                 log.exception("completing task %s failed", run.task_id)
         finally:
@@ -181,3 +300,15 @@ class TaskWorker:
             run = self._running.get(task_id)
         if run is not None:
             run.signal.cancel()
+
+    def _lose(self, task_id: str) -> None:
+        """The task was recovered by another process while it ran here: stop this run."""
+        with self._lock:
+            run = self._running.get(task_id)
+        if run is None or run.released.is_set():
+            return
+        log.warning(
+            "task %s was recovered elsewhere (stale heartbeat?); stopping its run here", task_id
+        )
+        run.released.set()
+        run.signal.cancel()
