@@ -66,6 +66,7 @@ def status() -> Response:
 @bp.post("/v1/actions/<action_id>/invoke")
 def invoke_v1(action_id: str) -> Response:
     body = json_body(required=False)
+    # An absent body is {} (Express's JSON parser), so the schema's required keys speak.
     return _invoke(action_id, {} if body is None else body, None)
 
 

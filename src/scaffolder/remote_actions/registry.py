@@ -207,8 +207,8 @@ class RemoteActionRegistry:
                 action that takes none (upstream's messages).
         """
         action = self.get(action_id)
-        # An absent body is {} (Express's JSON parser), so a schema's required keys speak.
-        given = {} if raw_input is None else raw_input
+        # No input (None) fails the object schema, as upstream's zod parse of undefined does.
+        given = raw_input
         _check(given, action.input_schema, f'Invalid input to action "{action_id}"')
         if not isinstance(given, dict):  # every input schema is an object schema
             raise InputError(f'Invalid input to action "{action_id}"; caused by not an object')
