@@ -1,0 +1,164 @@
+"""A worker killed with SIGKILL, or stopped with SIGTERM, in the middle of its tasks.
+
+Every test checks: no task lost (each reaches a final status), none run twice (the
+checkpointed side effect happens once per task), no secret stored, a clear final status.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from scaffolder.services import Services
+from tests.faults.harness import (
+    SECRET,
+    TERMINAL,
+    Paths,
+    assert_no_secret_stored,
+    create,
+    encoded_secrets,
+    register,
+    status,
+    steps,
+    wait_until,
+    worker_processes,
+)
+
+pytestmark = pytest.mark.both_engines
+
+#: Short enough for a test, long enough that a loaded machine's 1 s heartbeats stay fresh.
+RECOVERY = {"taskRecovery": {"staleTimeout": {"seconds": 3}}}
+
+
+def _all_events(services: Services, task_id: str) -> list[tuple[str, dict[str, object]]]:
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
+            {"t": task_id},
+        ).all()
+    return [(row[0], json.loads(row[1])) for row in rows]
+
+
+def _check_effect_log_redacted(services: Services, task_id: str) -> None:
+    effect_lines = [
+        str(body["message"])
+        for type_, body in _all_events(services, task_id)
+        if type_ == "log" and body.get("stepId") == "effect" and "token" in str(body["message"])
+    ]
+    assert effect_lines, "the effect step logged nothing"
+    for line in effect_lines:
+        assert "token *** b64 *** urlsafe *** quoted *** plus *** header" in line, line
+        assert line.endswith("Basic eC1hY2Nlc3MtdG9rZW46***"), line  # "x-access-token:" + ***
+
+
+def test_sigkill_mid_task_recovers_on_another_worker(
+    api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str, site: Path
+) -> None:
+    services, client = api
+    paths = Paths(root=tmp_path / "effects")
+    register(services, "again", steps(paths), start_over=True)
+    register(services, "once", steps(paths))
+
+    with worker_processes(tmp_path, db_url, site, ("a",), scaffolder=RECOVERY) as first:
+        again, once = create(client, "again"), create(client, "once")
+        wait_until(
+            lambda: sorted(paths.lines(paths.effects)) == sorted([again, once]),
+            60,
+            "both tasks to pass their side effect",
+        )
+        with worker_processes(tmp_path, db_url, site, ("b",), scaffolder=RECOVERY) as second:
+            first["a"].kill()  # mid-task: both wait on the gate
+            assert status(services, again) == "processing"
+            assert status(services, once) == "processing"
+            paths.gate.touch()
+            wait_until(
+                lambda: status(services, again) in TERMINAL and status(services, once) in TERMINAL,
+                90,
+                "the other worker to recover both tasks",
+            )
+            b_log = second["b"].output()
+
+    # startOver: run again from the start on b, its side effect not repeated (checkpoint).
+    assert status(services, again) == "completed"
+    assert paths.lines(paths.runs).count(again) == 2
+    assert paths.lines(paths.effects).count(again) == 1
+    again_types = [t for t, _ in _all_events(services, again)]
+    assert again_types.count("recovered") == 1
+    assert again_types.count("completion") == 1
+    assert [b for t, b in _all_events(services, again) if t == "recovered"] == [
+        {"recoverStrategy": "startOver"}
+    ]
+    # Not startOver: failed with a recovered event and a message saying why.
+    assert status(services, once) == "failed"
+    assert paths.lines(paths.runs).count(once) == 1
+    assert paths.lines(paths.effects).count(once) == 1
+    listed = client.get(f"/api/scaffolder/v2/tasks/{once}/events").json
+    assert [e["type"] for e in listed][-3:] == ["recovered", "log", "completion"]
+    assert listed[-3]["body"] == {"recoverStrategy": "none"}
+    assert "lost connection to the task broker" in listed[-1]["body"]["error"]["message"]
+    assert [e["body"].get("status") for e in listed if e["body"].get("stepId") == "block"] == [
+        "processing",
+        "failed",
+    ]
+
+    for task_id in (again, once):
+        _check_effect_log_redacted(services, task_id)
+    assert_no_secret_stored(services.engine)
+    assert "Traceback" not in b_log, b_log
+    assert not any(form in b_log for form in encoded_secrets())
+
+
+def test_sigterm_drains_then_hands_back(
+    api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str, site: Path
+) -> None:
+    services, client = api
+    paths = Paths(root=tmp_path / "effects")
+    finishing = Paths(root=tmp_path / "finishing")
+    register(services, "again", steps(paths), start_over=True)
+    register(services, "once", steps(paths))
+    register(services, "finishing", steps(finishing))
+    draining = {**RECOVERY, "shutdownGracePeriod": {"seconds": 3}}
+
+    with worker_processes(tmp_path, db_url, site, ("a",), scaffolder=draining) as first:
+        ids = {name: create(client, name) for name in ("again", "once", "finishing")}
+        wait_until(
+            lambda: len(paths.lines(paths.effects)) == 2 and finishing.lines(finishing.effects),
+            60,
+            "the three tasks to pass their side effect",
+        )
+        first["a"].proc.send_signal(15)  # SIGTERM: stop claiming, give running tasks the grace
+        finishing.gate.touch()  # this one finishes within the grace period
+        assert first["a"].proc.wait(timeout=60) == 0, first["a"].output()
+        a_log = first["a"].output()
+    assert "Traceback" not in a_log, a_log
+
+    assert status(services, ids["finishing"]) == "completed"
+    assert status(services, ids["once"]) == "failed"
+    once_events = _all_events(services, ids["once"])
+    assert once_events[-1][0] == "completion"
+    message = str(once_events[-1][1]["error"])
+    assert "shut down" in message
+    assert "scaffolder.shutdownGracePeriod" in message
+    # startOver: handed back at once, open for another worker (never left processing).
+    assert status(services, ids["again"]) == "open"
+    assert _all_events(services, ids["again"])[-1] == (
+        "recovered",
+        {"recoverStrategy": "startOver"},
+    )
+
+    paths.gate.touch()
+    with worker_processes(tmp_path, db_url, site, ("b",), scaffolder=RECOVERY):
+        wait_until(lambda: status(services, ids["again"]) in TERMINAL, 60, "b to run it")
+    assert status(services, ids["again"]) == "completed"
+    assert paths.lines(paths.effects).count(ids["again"]) == 1
+    assert paths.lines(paths.runs).count(ids["again"]) == 2
+    assert paths.lines(paths.runs).count(ids["once"]) == 1
+    for task_id in ids.values():
+        assert [t for t, _ in _all_events(services, task_id)].count("completion") == 1
+        _check_effect_log_redacted(services, task_id)
+    assert_no_secret_stored(services.engine)
+    assert SECRET not in a_log
