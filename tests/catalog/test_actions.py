@@ -29,6 +29,9 @@ from scaffolder.services import Services
 from scaffolder.tasks.templating import Templater
 from tests.catalog.conftest import component, group
 
+# The catalog store speaks SQL to both engines: run these on SQLite and PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
 TRACE_01 = Path(__file__).resolve().parents[1] / "fixtures" / "traces" / "01-get-actions.http"
 
 

@@ -21,6 +21,9 @@ from scaffolder.catalog.model import location_entity_ref
 from scaffolder.services import Services
 from tests.catalog.conftest import CATALOG, component, group, refresh_all, write_yaml
 
+# The catalog store speaks SQL to both engines: run these on SQLite and PostgreSQL.
+pytestmark = pytest.mark.both_engines
+
 FIXTURE = "https://catalog.example.com/catalog-info.yaml"
 
 

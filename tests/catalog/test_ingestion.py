@@ -7,11 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from scaffolder.catalog.model import location_entity_ref
 from scaffolder.services import Services
 from tests.catalog.conftest import CATALOG, component, group, refresh_all, write_yaml
+
+# The catalog store speaks SQL to both engines: run these on SQLite and PostgreSQL.
+pytestmark = pytest.mark.both_engines
 
 FileCatalog = Callable[..., tuple[Services, FlaskClient]]
 
