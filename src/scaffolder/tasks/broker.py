@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from scaffolder.db.postgres import (
@@ -124,15 +124,18 @@ class EventWriter:
     def __init__(self, store: SqlTaskStore, hub: EventHub) -> None:
         self._store = store
         self._hub = hub
-        self._queue: queue.SimpleQueue[tuple[str, EventType, dict[str, Any]] | threading.Event]
-        self._queue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[
+            tuple[str, EventType, dict[str, Any], datetime] | threading.Event
+        ] = queue.SimpleQueue()
+        self._order = threading.Lock()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def submit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> None:
-        """Queue an event for writing."""
+        """Queue an event for writing; its ``createdAt`` is now, not when it is written."""
         self._ensure_started()
-        self._queue.put((task_id, type_, body))
+        with self._order:  # createdAt never goes backwards along the queue (and the ids)
+            self._queue.put((task_id, type_, body, utcnow()))
 
     def flush(self) -> None:
         """Return once every event submitted so far is in the database."""

@@ -492,18 +492,28 @@ class SqlTaskStore:
             self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
             return event
 
-    def emit_many(self, events: Sequence[tuple[str, EventType, dict[str, Any]]]) -> None:
-        """Append several events, in order, in one transaction."""
+    def emit_many(
+        self, events: Sequence[tuple[str, EventType, dict[str, Any], datetime | None]]
+    ) -> None:
+        """Append several events, in order, in one transaction.
+
+        Each event carries the time it was logged (``None``: now), so a batch written a few
+        milliseconds later keeps each line's own ``createdAt``.
+        """
         if not events:
             return
-        now = self._db.to_db(utcnow())
+        now = utcnow()
+        to_db = self._db.to_db
         with self._db.cursor(write=True) as cur:
             cur.executemany(
                 self._sql_insert_plain,
-                [(task_id, dumps(body), type_.value, now) for task_id, type_, body in events],
+                [
+                    (task_id, dumps(body), type_.value, to_db(at or now))
+                    for task_id, type_, body, at in events
+                ],
             )
             if self._db.postgres:
-                task_ids = list(dict.fromkeys(task_id for task_id, _, _ in events))
+                task_ids = list(dict.fromkeys(event[0] for event in events))
                 cur.execute(self._sql_notify_many, (TASK_EVENTS_CHANNEL, task_ids))
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
