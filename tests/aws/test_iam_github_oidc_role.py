@@ -78,7 +78,7 @@ def test_inline_policy_is_least_privilege(
     assert list(statements) == [
         "EcrLogin",
         "PushImages",
-        "RegisterTaskDefinitions",
+        "TaskDefinitions",
         "DeployService",
         "PassTaskRoles",
     ]
@@ -100,8 +100,12 @@ def test_inline_policy_is_least_privilege(
         f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/payments"
     )
 
-    assert statements["RegisterTaskDefinitions"]["Action"] == "ecs:RegisterTaskDefinition"
-    assert statements["RegisterTaskDefinitions"]["Resource"] == "*"
+    # deploy.sh reads the running revision's image; the deploy registers the next one.
+    assert statements["TaskDefinitions"]["Action"] == [
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+    ]
+    assert statements["TaskDefinitions"]["Resource"] == "*"
 
     assert statements["DeployService"]["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
     assert statements["DeployService"]["Resource"] == (
@@ -118,7 +122,122 @@ def test_inline_policy_is_least_privilege(
     }
     # Only the two *:* resources AWS requires; nothing else is a wildcard.
     wildcards = [s["Sid"] for s in statements.values() if s["Resource"] == "*"]
-    assert wildcards == ["EcrLogin", "RegisterTaskDefinitions"]
+    assert wildcards == ["EcrLogin", "TaskDefinitions"]
+
+
+SCHEDULED = {
+    **{k: v for k, v in INPUT.items() if k != "service"},
+    "schedule": "nightly",
+    "schedulerRole": "nightly-SchedulerRole-*",
+}
+
+
+def test_a_scheduled_job_may_point_its_schedule_and_run_once(
+    aws: AwsClients, run_aws: Any, boto: Callable[[str], Any]
+) -> None:
+    """What infra/deploy.sh and infra/point_schedule.sh of ecs-scheduled-task call."""
+    run_aws(create_aws_iam_github_oidc_role_action(aws=aws), SCHEDULED)
+
+    _, policy = role_documents(boto)
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert list(statements) == [
+        "EcrLogin",
+        "PushImages",
+        "TaskDefinitions",
+        "PointSchedule",
+        "PassSchedulerRole",
+        "RunJobOnce",
+        "WatchJob",
+        "PassTaskRoles",
+    ]  # no DeployService: there is no service
+    assert statements["PointSchedule"] == {
+        "Sid": "PointSchedule",
+        "Effect": "Allow",
+        "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
+        "Resource": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/nightly",
+    }
+    assert statements["PassSchedulerRole"] == {
+        "Sid": "PassSchedulerRole",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": f"arn:aws:iam::{ACCOUNT}:role/nightly-SchedulerRole-*",
+        "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+    }
+    assert statements["RunJobOnce"] == {
+        "Sid": "RunJobOnce",
+        "Effect": "Allow",
+        "Action": "ecs:RunTask",
+        "Resource": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/nightly:*",
+        "Condition": {
+            "ArnEquals": {"ecs:cluster": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/platform"}
+        },
+    }
+    assert statements["WatchJob"] == {
+        "Sid": "WatchJob",
+        "Effect": "Allow",
+        "Action": "ecs:DescribeTasks",
+        "Resource": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/platform/*",
+    }
+    # RunTask passes the task and execution roles to ECS, as a service deploy does.
+    assert statements["PassTaskRoles"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    wildcards = [s["Sid"] for s in statements.values() if s["Resource"] == "*"]
+    assert wildcards == ["EcrLogin", "TaskDefinitions"]
+
+
+def test_a_stack_is_deployed_only_through_the_cloudformation_role(
+    aws: AwsClients, run_aws: Any, boto: Callable[[str], Any]
+) -> None:
+    """infra/deploy.sh: `aws cloudformation deploy --role-arn` on the service's own stack."""
+    cfn_role = f"arn:aws:iam::{ACCOUNT}:role/platform-cloudformation"
+    run_aws(
+        create_aws_iam_github_oidc_role_action(aws=aws),
+        {**INPUT, "stack": "payments", "cloudFormationRole": cfn_role},
+    )
+
+    _, policy = role_documents(boto)
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert list(statements)[-3:] == [
+        "CreateStackChangeSets",
+        "DeployStack",
+        "PassCloudFormationRole",
+    ]
+    stack = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/payments/*"
+    assert statements["CreateStackChangeSets"] == {
+        "Sid": "CreateStackChangeSets",
+        "Effect": "Allow",
+        "Action": "cloudformation:CreateChangeSet",
+        "Resource": stack,
+        "Condition": {"StringEquals": {"cloudformation:RoleArn": cfn_role}},
+    }
+    assert statements["DeployStack"] == {
+        "Sid": "DeployStack",
+        "Effect": "Allow",
+        "Action": [
+            "cloudformation:DescribeChangeSet",
+            "cloudformation:DescribeStacks",
+            "cloudformation:ExecuteChangeSet",
+        ],
+        "Resource": stack,
+    }
+    assert statements["PassCloudFormationRole"] == {
+        "Sid": "PassCloudFormationRole",
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": cfn_role,
+        "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+    }
+    # Nothing else: no iam:CreateRole, ec2:*, elasticloadbalancing:* for the stack's resources.
+    actions = {
+        a
+        for s in statements.values()
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert not {
+        a for a in actions if a.split(":")[0] not in ("ecr", "ecs", "iam", "cloudformation")
+    }
+    assert {a for a in actions if a.startswith("iam:")} == {"iam:PassRole"}
 
 
 def test_the_oidc_provider_is_created_with_the_sts_audience(
@@ -266,6 +385,10 @@ def test_skipped_when_aws_is_not_configured(run_aws: Any) -> None:
         {"taskRole": "*"},
         {"cluster": "a/b"},
         {"extra": 1},
+        {"service": None},  # neither a service nor a schedule
+        {"schedule": "nightly"},  # a schedule without the role it passes
+        {"stack": "payments"},  # a stack without the CloudFormation role
+        {"cloudFormationRole": "platform-cloudformation"},  # and the other way round
     ],
 )
 def test_input_schema_refuses(change: dict[str, Any]) -> None:

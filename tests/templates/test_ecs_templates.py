@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 import yaml
 
 from scaffolder.catalog.validation import validate_entity
-from scaffolder.integrations.github_auth import GithubConnector
 from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks.service import Caller, parameter_steps
-from tests.github.conftest import API, TOKEN, repo_body, user_body
+from tests.github.conftest import TOKEN
+from tests.templates.fake_github import GIT_ENV, FakeGithub, fake_github, pushing_to_files
 
 REPO = Path(__file__).resolve().parents[2]
 COOKIECUTTERS = REPO / "cookiecutters"
@@ -42,7 +41,9 @@ TEMPLATE_FILES = sorted(COOKIECUTTERS.glob("*/template.yaml"))
 TEMPLATES = [path.parent.name for path in TEMPLATE_FILES]
 
 #: Form fields that are not cookiecutter variables.
-FORM_ONLY = frozenset({"repoUrl", "runQualityGate", "bootstrapAws"})
+FORM_ONLY = frozenset(
+    {"repoUrl", "runQualityGate", "bootstrapAws", "deployInfrastructure", "waitForDeploy"}
+)
 #: Cookiecutter variables the form fills indirectly (from repoUrl) or never (derived).
 INDIRECT = frozenset({"repo_owner", "repo_name"})
 DERIVED = frozenset({"slug"})
@@ -142,61 +143,12 @@ def case_values(name: str, case: str) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------------
 
 
-class FakeGithub:
-    """GitHub's REST API through `responses`, as tests/github mocks it: ``POST /orgs/{o}/repos``
-    creates a real bare repository (its clone URL a ``file://`` one) that publish:github
-    pushes to, and ``GET /repos/{o}/{r}/contents/{path}`` (what catalog:register reads the
-    published catalog-info.yaml with) answers from that repository."""
-
-    def __init__(self, root: Path, mock: responses.RequestsMock) -> None:
-        self.root = root
-        self.created: list[dict[str, Any]] = []
-        mock.add_callback("GET", re.compile(rf"{API}/users/[^/]+$"), self._user)
-        mock.add_callback("POST", re.compile(rf"{API}/orgs/[^/]+/repos$"), self._create)
-        protection = re.compile(rf"{API}/repos/[^/]+/[^/]+/branches/[^/]+/protection$")
-        mock.add_callback("PUT", protection, lambda _: (200, {}, "{}"))
-        mock.add_callback("GET", re.compile(rf"{API}/repos/[^/]+/[^/]+/contents/"), self._read)
-
-    def bare(self, owner: str, repo: str) -> Path:
-        return self.root / owner / f"{repo}.git"
-
-    def _user(self, request: Any) -> tuple[int, dict[str, str], str]:
-        login = request.path_url.split("?")[0].rsplit("/", 1)[-1]
-        return 200, {}, json.dumps(user_body(login))
-
-    def _create(self, request: Any) -> tuple[int, dict[str, str], str]:
-        owner = request.path_url.split("/")[2]
-        body = json.loads(request.body)
-        self.created.append({"owner": owner, **body})
-        bare = self.bare(owner, body["name"])
-        if bare.exists():
-            return 422, {}, json.dumps({"message": "Repository creation failed."})
-        bare.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True, env=GIT_ENV)
-        return 201, {}, json.dumps(repo_body(bare.as_uri(), owner=owner, name=body["name"]))
-
-    def _read(self, request: Any) -> tuple[int, dict[str, str], bytes]:
-        path, _, query = request.path_url.partition("?")
-        _, _, owner, repo, _, file = path.split("/", 5)
-        ref = query.removeprefix("ref=")
-        shown = subprocess.run(
-            ["git", "--git-dir", str(self.bare(owner, repo)), "show", f"{ref}:{file}"],
-            capture_output=True, env=GIT_ENV,
-        )  # fmt: skip
-        if shown.returncode:
-            return 404, {}, b'{"message": "Not Found"}'
-        return 200, {}, shown.stdout
-
-
-GIT_ENV = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-
-
 @pytest.fixture(scope="module")
 def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGithub]:
     """GitHub for the module: every github.com repoUrl publishes to a local bare repository."""
     root = tmp_path_factory.mktemp("github")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield FakeGithub(root, mock)
+    with fake_github(root) as github:
+        yield github
 
 
 @pytest.fixture(scope="module")
@@ -221,15 +173,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, github: FakeGithub) -> It
             },
         }
     )
-    from_config = GithubConnector.from_config
-
-    def connector(*args: Any, **kwargs: Any) -> GithubConnector:
-        made = from_config(*args, **kwargs)
-        made.push_schemes = frozenset({"https", "file"})  # the fake's file:// clone URLs
-        return made
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(GithubConnector, "from_config", connector)
+    with pushing_to_files():
         built = build_services(settings)
     yield built
     built.close()
@@ -352,7 +296,7 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
     assert "repoUrl" not in required  # empty: the local git host
 
     steps = load_template(name)["spec"]["steps"]
-    assert [s["action"] for s in steps if not s["action"].startswith("aws:")] == [
+    assert [s["action"] for s in steps[:6]] == [
         "fetch:cookiecutter",
         "quality:lint",
         "debug:log",
@@ -360,6 +304,7 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
         "publish:github",
         "catalog:register",
     ]
+    assert [s["id"] for s in steps[6:]] == list(BOOTSTRAP)  # the pipeline bootstrap
     publish = steps[3]
     assert publish["id"] == "publish"
     assert publish["input"]["repoUrl"] == f"${{{{ {DEFAULT_REPO_URL} }}}}"
@@ -384,7 +329,7 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
         "catalogInfoPath": "/catalog-info.yaml",
     }
     links = load_template(name)["spec"]["output"]["links"]
-    assert links == [
+    assert links[:2] == [
         {
             "title": "Repository",
             "url": f"${{{{ {either.format('remoteUrl')} }}}}",
@@ -403,20 +348,65 @@ def test_form_fields_and_steps_follow_the_conventions(name: str) -> None:
     assert load_template(name)["spec"]["output"]["text"]
 
 
-def test_web_service_bootstraps_aws_only_when_asked() -> None:
-    bootstrap = form_properties("ecs-web-service")["bootstrapAws"]
-    assert bootstrap["type"] == "boolean"
-    assert bootstrap["default"] is False
-    steps = load_template("ecs-web-service")["spec"]["steps"]
-    aws = [s for s in steps if s["action"].startswith("aws:")]
-    assert [(s["id"], s["action"]) for s in aws] == [
-        ("ecr", "aws:ecr:create"),
-        ("deploy-role", "aws:iam:github-oidc-role"),
+#: The pipeline bootstrap steps after register, in every template: id -> action.
+BOOTSTRAP = {
+    "ecr": "aws:ecr:create",
+    "deploy-role": "aws:iam:github-oidc-role",
+    "github-environment": "github:environment:create",
+    "stack": "aws:cloudformation:deploy",
+    "first-deploy": "github:actions:dispatch",
+}
+ON_GITHUB_WITH_A_ROLE = (
+    "${{ parameters.bootstrapAws and steps['deploy-role'].output.roleArn and "
+    "(parameters.repoUrl | parseRepoUrl).host == 'github.com' }}"
+)
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_bootstraps_the_pipeline_only_when_asked(name: str) -> None:
+    props = form_properties(name)
+    for switch in ("bootstrapAws", "deployInfrastructure", "waitForDeploy"):
+        assert props[switch]["type"] == "boolean"
+        assert props[switch]["default"] is False
+    steps = {s["id"]: s for s in load_template(name)["spec"]["steps"]}
+    assert {key: steps[key]["action"] for key in BOOTSTRAP} == BOOTSTRAP
+    assert steps["ecr"]["if"] == steps["deploy-role"]["if"] == "${{ parameters.bootstrapAws }}"
+    assert steps["stack"]["if"] == (
+        "${{ parameters.bootstrapAws and parameters.deployInfrastructure }}"
+    )
+    # GitHub only with a role to hand it (AWS configured) and a github.com repository.
+    assert steps["github-environment"]["if"] == ON_GITHUB_WITH_A_ROLE
+    assert steps["first-deploy"]["if"] == ON_GITHUB_WITH_A_ROLE
+    role = steps["deploy-role"]["input"]
+    assert role["environment"] == steps["github-environment"]["input"]["name"] == "production"
+    assert role["ecrRepository"] == steps["ecr"]["input"]["repositoryName"]
+    assert steps["first-deploy"]["input"]["workflowId"] == "deploy.yml"
+    assert steps["stack"]["input"]["templatePath"] == "infra/service.yaml"
+    # Every link and text of the bootstrap shows only when its step produced it.
+    output = load_template(name)["spec"]["output"]
+    assert all("if" in item for item in output["links"])
+    assert [link["title"] for link in output["links"]] == [
+        "Repository",
+        "Open in catalog",
+        "Pipeline run",
+        "ECR repository",
+        "CloudFormation stack",
     ]
-    assert steps[-2:] == aws  # after publishing
-    assert all(s["if"] == "${{ parameters.bootstrapAws }}" for s in aws)
-    assert aws[1]["input"]["environment"] == "production"  # deploy.yml's environment
-    assert aws[1]["input"]["ecrRepository"] == aws[0]["input"]["repositoryName"]
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_environment_variables_are_the_ones_deploy_yml_reads(name: str) -> None:
+    """Each variable the bootstrap sets is read by the rendered deploy.yml, and each
+    ``vars.*`` deploy.yml needs is set (the optional overrides of the platform may be unset)."""
+    source = (
+        COOKIECUTTERS / name / "cookiecutter" / "{{cookiecutter.slug}}" / ".github" / "workflows"
+    )
+    read = set(re.findall(r"\bvars\.([A-Z_]+)", (source / "deploy.yml").read_text()))
+    steps = {s["id"]: s for s in load_template(name)["spec"]["steps"]}
+    written = set(steps["github-environment"]["input"]["environmentVariables"])
+    assert written <= read, f"{name}: set but never read: {written - read}"
+    optional = {"LISTENER_RULE_PRIORITY", "HOST_HEADER"}  # the form's values are rendered
+    assert read - written <= optional, f"{name}: read but never set: {read - written}"
 
 
 # --- (b) rendering, (e) values as data ------------------------------------------------------

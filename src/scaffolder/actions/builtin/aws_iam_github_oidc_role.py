@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from scaffolder.actions.base import ActionContext, ActionExample, TemplateAction
@@ -36,11 +37,21 @@ ECR_PUSH_ACTIONS = (
     "ecr:UploadLayerPart",
 )
 
+#: What a change-set deploy (``aws cloudformation deploy``) of the one stack calls.
+STACK_ACTIONS = (
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:DescribeStacks",
+    "cloudformation:ExecuteChangeSet",
+)
+
 DESCRIPTION = (
     "Ensures the GitHub Actions OIDC identity provider exists and creates a deploy role that "
     "only one repository's environment (or ref) can assume, allowed to push to one ECR "
-    "repository, register task definitions, update that one ECS service and pass its task and "
-    "execution roles to ECS tasks."
+    "repository, register and read task definitions, pass its task and execution roles to ECS "
+    "tasks, and deploy one ECS service or point one EventBridge schedule at a new revision "
+    "(and run it once); optionally deploy its one CloudFormation stack through a "
+    "CloudFormation service role."
 )
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[A-Za-z0-9_-]+$"}
@@ -61,11 +72,18 @@ INPUT_SCHEMA: Mapping[str, Any] = {
         "repository",
         "ecrRepository",
         "cluster",
-        "service",
         "taskRole",
         "executionRole",
     ],
     "oneOf": [{"required": ["environment"]}, {"required": ["ref"]}],
+    # What is deployed: an ECS service, or a task EventBridge Scheduler runs (or both).
+    "anyOf": [{"required": ["service"]}, {"required": ["schedule"]}],
+    "dependencies": {
+        "schedule": ["schedulerRole"],
+        "schedulerRole": ["schedule"],
+        "stack": ["cloudFormationRole"],
+        "cloudFormationRole": ["stack"],
+    },
     "additionalProperties": False,
     "properties": {
         "roleName": {
@@ -99,6 +117,39 @@ INPUT_SCHEMA: Mapping[str, Any] = {
         },
         "cluster": {"title": "ECS cluster name", **_NAME},
         "service": {"title": "ECS service name", **_NAME},
+        "schedule": {
+            "title": "EventBridge schedule",
+            "description": (
+                "Instead of (or with) a service: a schedule in the default group whose ECS "
+                "target the role may point at a new revision; the role may also run the "
+                "task family (taskFamily) once in the cluster."
+            ),
+            **_NAME,
+        },
+        "schedulerRole": {
+            "title": "Scheduler role",
+            "description": "The role the schedule runs tasks with (UpdateSchedule passes it).",
+            **_ROLE,
+        },
+        "taskFamily": {
+            "title": "Task definition family",
+            "description": "The family a scheduled job runs (default: the schedule name).",
+            **_NAME,
+        },
+        "stack": {
+            "title": "CloudFormation stack",
+            "description": (
+                "The one stack the role may deploy with change sets, only through "
+                "cloudFormationRole (the deploy role itself creates nothing the stack holds)."
+            ),
+            "type": "string",
+            "pattern": "^[A-Za-z][A-Za-z0-9-]{0,127}$",
+        },
+        "cloudFormationRole": {
+            "title": "CloudFormation service role",
+            "description": "The role CloudFormation assumes for the stack's changes.",
+            **_ROLE,
+        },
         "taskRole": {"title": "Task role", **_ROLE},
         "executionRole": {"title": "Task execution role", **_ROLE},
         "region": REGION_SCHEMA,
@@ -140,6 +191,25 @@ steps:
       executionRole: ${{ parameters.name }}-ExecutionRole-*
 """
 
+_SCHEDULED_EXAMPLE = """\
+steps:
+  - id: deploy-role
+    name: Create the deploy role of a scheduled job and its stack
+    action: aws:iam:github-oidc-role
+    input:
+      roleName: ${{ parameters.name }}-github-deploy
+      repository: acme/${{ parameters.name }}
+      environment: production
+      ecrRepository: ${{ parameters.name }}
+      cluster: platform
+      schedule: ${{ parameters.name }}
+      schedulerRole: ${{ parameters.name }}-SchedulerRole-*
+      taskRole: ${{ parameters.name }}-TaskRole-*
+      executionRole: ${{ parameters.name }}-ExecutionRole-*
+      stack: ${{ parameters.name }}
+      cloudFormationRole: platform-cloudformation
+"""
+
 
 def subject_of(repository: str, *, environment: str | None, ref: str | None) -> str:
     """The OIDC ``sub`` claim of the runs allowed to assume the role."""
@@ -167,50 +237,131 @@ def trust_policy(
     }
 
 
-def deploy_policy(
-    *, repository_arn: str, service_arn: str, pass_role_arns: list[str]
-) -> dict[str, Any]:
-    """Push to one repository, register task definitions, deploy one service, pass its roles.
+@dataclass(frozen=True, kw_only=True)
+class DeployTarget:
+    """The ARNs one deploy role is scoped to (see `deploy_policy`)."""
 
-    ``ecr:GetAuthorizationToken`` and ``ecs:RegisterTaskDefinition`` take no resource, so
-    they are on ``*``; everything else names its one resource.
+    repository_arn: str
+    pass_role_arns: list[str]
+    service_arn: str | None = None
+    #: A scheduled job: its schedule, the role the schedule passes, the revisions it may run
+    #: (``task-definition/<family>:*``), the cluster they run in and its tasks.
+    schedule_arn: str | None = None
+    scheduler_role_arn: str | None = None
+    task_definitions_arn: str | None = None
+    cluster_arn: str | None = None
+    tasks_arn: str | None = None
+    #: The one stack, and the service role CloudFormation must use for it.
+    stack_arn: str | None = None
+    cloudformation_role_arn: str | None = None
+
+
+def deploy_policy(target: DeployTarget) -> dict[str, Any]:
+    """What the generated ``deploy.yml`` calls, on its own resources and nothing more.
+
+    ``ecr:GetAuthorizationToken``, ``ecs:RegisterTaskDefinition`` and
+    ``ecs:DescribeTaskDefinition`` take no resource, so they are on ``*``; everything else
+    names its one resource. The stack is deployed only through change sets that name the
+    CloudFormation service role (``cloudformation:RoleArn``), so the deploy role never needs
+    the rights to create what the stack holds.
     """
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "EcrLogin",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",
-            },
-            {
-                "Sid": "PushImages",
-                "Effect": "Allow",
-                "Action": list(ECR_PUSH_ACTIONS),
-                "Resource": repository_arn,
-            },
-            {
-                "Sid": "RegisterTaskDefinitions",
-                "Effect": "Allow",
-                "Action": "ecs:RegisterTaskDefinition",
-                "Resource": "*",
-            },
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "EcrLogin",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        },
+        {
+            "Sid": "PushImages",
+            "Effect": "Allow",
+            "Action": list(ECR_PUSH_ACTIONS),
+            "Resource": target.repository_arn,
+        },
+        {
+            # infra/deploy.sh reads the image of the revision running now, so that a stack
+            # update keeps it; the deploy registers the next revision.
+            "Sid": "TaskDefinitions",
+            "Effect": "Allow",
+            "Action": ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"],
+            "Resource": "*",
+        },
+    ]
+    if target.service_arn:
+        statements.append(
             {
                 "Sid": "DeployService",
                 "Effect": "Allow",
                 "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
-                "Resource": service_arn,
+                "Resource": target.service_arn,
+            }
+        )
+    if target.schedule_arn:
+        statements += [
+            {
+                "Sid": "PointSchedule",
+                "Effect": "Allow",
+                "Action": ["scheduler:GetSchedule", "scheduler:UpdateSchedule"],
+                "Resource": target.schedule_arn,
             },
             {
-                "Sid": "PassTaskRoles",
+                "Sid": "PassSchedulerRole",
                 "Effect": "Allow",
                 "Action": "iam:PassRole",
-                "Resource": pass_role_arns,
-                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+                "Resource": target.scheduler_role_arn,
+                "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
             },
-        ],
-    }
+            {
+                "Sid": "RunJobOnce",
+                "Effect": "Allow",
+                "Action": "ecs:RunTask",
+                "Resource": target.task_definitions_arn,
+                "Condition": {"ArnEquals": {"ecs:cluster": target.cluster_arn}},
+            },
+            {
+                "Sid": "WatchJob",
+                "Effect": "Allow",
+                "Action": "ecs:DescribeTasks",
+                "Resource": target.tasks_arn,
+            },
+        ]
+    statements.append(
+        {
+            "Sid": "PassTaskRoles",
+            "Effect": "Allow",
+            "Action": "iam:PassRole",
+            "Resource": target.pass_role_arns,
+            "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        }
+    )
+    if target.stack_arn:
+        statements += [
+            {
+                "Sid": "CreateStackChangeSets",
+                "Effect": "Allow",
+                "Action": "cloudformation:CreateChangeSet",
+                "Resource": target.stack_arn,
+                "Condition": {
+                    "StringEquals": {"cloudformation:RoleArn": target.cloudformation_role_arn}
+                },
+            },
+            {
+                "Sid": "DeployStack",
+                "Effect": "Allow",
+                "Action": [a for a in STACK_ACTIONS if a != "cloudformation:CreateChangeSet"],
+                "Resource": target.stack_arn,
+            },
+            {
+                "Sid": "PassCloudFormationRole",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": target.cloudformation_role_arn,
+                "Condition": {
+                    "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
+                },
+            },
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def create_aws_iam_github_oidc_role_action(*, aws: AwsClients) -> TemplateAction:
@@ -242,17 +393,7 @@ def create_aws_iam_github_oidc_role_action(*, aws: AwsClients) -> TemplateAction
             f"arn:{identity.partition}:iam::{identity.account}:oidc-provider/{GITHUB_OIDC_HOST}"
         )
         trust = trust_policy(provider_arn, subject)
-        policy = deploy_policy(
-            repository_arn=_ecr_arn(str(ctx.input["ecrRepository"]), identity, region),
-            service_arn=(
-                f"arn:{identity.partition}:ecs:{region}:{identity.account}:service/"
-                f"{ctx.input['cluster']}/{ctx.input['service']}"
-            ),
-            pass_role_arns=[
-                _role_arn(str(ctx.input["taskRole"]), identity),
-                _role_arn(str(ctx.input["executionRole"]), identity),
-            ],
-        )
+        policy = deploy_policy(_target(ctx.input, identity, region))
         if ctx.is_dry_run:
             ctx.logger.info(
                 f"Would ensure the OIDC identity provider https://{GITHUB_OIDC_HOST} (audience "
@@ -281,8 +422,49 @@ def create_aws_iam_github_oidc_role_action(*, aws: AwsClients) -> TemplateAction
         description=DESCRIPTION,
         input_schema=INPUT_SCHEMA,
         output_schema=OUTPUT_SCHEMA,
-        examples=(ActionExample(description="A deploy role for one service", example=_EXAMPLE),),
+        examples=(
+            ActionExample(description="A deploy role for one service", example=_EXAMPLE),
+            ActionExample(
+                description="A scheduled job's deploy role, with its stack",
+                example=_SCHEDULED_EXAMPLE,
+            ),
+        ),
         supports_dry_run=True,
+    )
+
+
+def _target(inputs: Mapping[str, Any], identity: Identity, region: str) -> DeployTarget:
+    ecs = f"arn:{identity.partition}:ecs:{region}:{identity.account}"
+    cluster = str(inputs["cluster"])
+    service, schedule, stack = inputs.get("service"), inputs.get("schedule"), inputs.get("stack")
+    family = inputs.get("taskFamily") or schedule
+    return DeployTarget(
+        repository_arn=_ecr_arn(str(inputs["ecrRepository"]), identity, region),
+        pass_role_arns=[
+            _role_arn(str(inputs["taskRole"]), identity),
+            _role_arn(str(inputs["executionRole"]), identity),
+        ],
+        service_arn=f"{ecs}:service/{cluster}/{service}" if service else None,
+        schedule_arn=(
+            f"arn:{identity.partition}:scheduler:{region}:{identity.account}:schedule/default/"
+            f"{schedule}"
+            if schedule
+            else None
+        ),
+        scheduler_role_arn=(
+            _role_arn(str(inputs["schedulerRole"]), identity) if schedule else None
+        ),
+        task_definitions_arn=f"{ecs}:task-definition/{family}:*" if schedule else None,
+        cluster_arn=f"{ecs}:cluster/{cluster}" if schedule else None,
+        tasks_arn=f"{ecs}:task/{cluster}/*" if schedule else None,
+        stack_arn=(
+            f"arn:{identity.partition}:cloudformation:{region}:{identity.account}:stack/{stack}/*"
+            if stack
+            else None
+        ),
+        cloudformation_role_arn=(
+            _role_arn(str(inputs["cloudFormationRole"]), identity) if stack else None
+        ),
     )
 
 

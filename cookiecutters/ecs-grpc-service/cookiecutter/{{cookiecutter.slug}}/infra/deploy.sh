@@ -5,7 +5,9 @@
 # Needs: aws CLI with credentials, python with cfn-lint (requirements-dev.txt), and
 #   SERVICE_NAME CLUSTER_NAME VPC_ID PRIVATE_SUBNET_IDS (comma-separated) IMAGE_URI
 #   SERVICE_CONNECT_NAMESPACE (name or ARN) CLIENT_SECURITY_GROUP_ID
-# Optional: STACK_NAME (default SERVICE_NAME), ADDITIONAL_SECURITY_GROUP_IDS.
+# Optional: CLOUDFORMATION_ROLE_ARN (the role CloudFormation makes the stack's resources
+#   with; the deploy role only passes it), STACK_NAME (default SERVICE_NAME),
+#   ADDITIONAL_SECURITY_GROUP_IDS.
 set -euo pipefail
 
 : "${SERVICE_NAME:?}" "${CLUSTER_NAME:?}" "${VPC_ID:?}" "${PRIVATE_SUBNET_IDS:?}"
@@ -31,6 +33,11 @@ if [[ -n "$running" && "$running" != "None" ]]; then
     --output text)"
 fi
 
+# With CLOUDFORMATION_ROLE_ARN, CloudFormation makes the stack's resources with that role:
+# the deploy role itself may only create and run change sets of this stack through it.
+role=()
+[[ -n "${CLOUDFORMATION_ROLE_ARN:-}" ]] && role=(--role-arn "$CLOUDFORMATION_ROLE_ARN")
+
 overrides=(
   "ServiceName=$SERVICE_NAME"
   "ClusterName=$CLUSTER_NAME"
@@ -45,6 +52,7 @@ overrides=(
 
 aws cloudformation deploy \
   --stack-name "$stack" \
+  ${role[@]+"${role[@]}"} \
   --template-file "$build/service.json" \
   --capabilities CAPABILITY_IAM \
   --no-fail-on-empty-changeset \

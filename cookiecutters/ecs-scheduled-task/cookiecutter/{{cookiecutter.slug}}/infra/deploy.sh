@@ -4,9 +4,10 @@
 #
 # Needs: aws CLI with credentials, python with cfn-lint (requirements-dev.txt), and
 #   SERVICE_NAME CLUSTER_NAME VPC_ID PRIVATE_SUBNET_IDS (comma-separated) IMAGE_URI
-# Optional: STACK_NAME (default SERVICE_NAME), ADDITIONAL_SECURITY_GROUP_IDS,
-#   ALARM_TOPIC_ARN, SCHEDULE_EXPRESSION, SCHEDULE_TIMEZONE, SCHEDULE_STATE
-#   (override the template's defaults).
+# Optional: CLOUDFORMATION_ROLE_ARN (the role CloudFormation makes the stack's resources
+#   with; the deploy role only passes it), STACK_NAME (default SERVICE_NAME),
+#   ADDITIONAL_SECURITY_GROUP_IDS, ALARM_TOPIC_ARN, SCHEDULE_EXPRESSION, SCHEDULE_TIMEZONE,
+#   SCHEDULE_STATE (override the template's defaults).
 set -euo pipefail
 
 : "${SERVICE_NAME:?}" "${CLUSTER_NAME:?}" "${VPC_ID:?}" "${PRIVATE_SUBNET_IDS:?}"
@@ -33,6 +34,11 @@ if [[ -n "$scheduled" && "$scheduled" != "None" ]]; then
     --output text)"
 fi
 
+# With CLOUDFORMATION_ROLE_ARN, CloudFormation makes the stack's resources with that role:
+# the deploy role itself may only create and run change sets of this stack through it.
+role=()
+[[ -n "${CLOUDFORMATION_ROLE_ARN:-}" ]] && role=(--role-arn "$CLOUDFORMATION_ROLE_ARN")
+
 overrides=(
   "ServiceName=$SERVICE_NAME"
   "ClusterName=$CLUSTER_NAME"
@@ -49,6 +55,7 @@ overrides=(
 
 aws cloudformation deploy \
   --stack-name "$stack" \
+  ${role[@]+"${role[@]}"} \
   --template-file "$build/service.json" \
   --capabilities CAPABILITY_IAM \
   --no-fail-on-empty-changeset \

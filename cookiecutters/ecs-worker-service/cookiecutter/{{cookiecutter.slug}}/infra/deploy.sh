@@ -4,8 +4,9 @@
 #
 # Needs: aws CLI with credentials, python with cfn-lint (requirements-dev.txt), and
 #   SERVICE_NAME CLUSTER_NAME VPC_ID PRIVATE_SUBNET_IDS (comma-separated) IMAGE_URI
-# Optional: STACK_NAME (default SERVICE_NAME), ADDITIONAL_SECURITY_GROUP_IDS,
-#   ALARM_TOPIC_ARN (told when messages reach the dead-letter queue).
+# Optional: CLOUDFORMATION_ROLE_ARN (the role CloudFormation makes the stack's resources
+#   with; the deploy role only passes it), STACK_NAME (default SERVICE_NAME),
+#   ADDITIONAL_SECURITY_GROUP_IDS, ALARM_TOPIC_ARN (told when messages reach the dead-letter queue).
 set -euo pipefail
 
 : "${SERVICE_NAME:?}" "${CLUSTER_NAME:?}" "${VPC_ID:?}" "${PRIVATE_SUBNET_IDS:?}"
@@ -31,6 +32,11 @@ if [[ -n "$running" && "$running" != "None" ]]; then
     --output text)"
 fi
 
+# With CLOUDFORMATION_ROLE_ARN, CloudFormation makes the stack's resources with that role:
+# the deploy role itself may only create and run change sets of this stack through it.
+role=()
+[[ -n "${CLOUDFORMATION_ROLE_ARN:-}" ]] && role=(--role-arn "$CLOUDFORMATION_ROLE_ARN")
+
 overrides=(
   "ServiceName=$SERVICE_NAME"
   "ClusterName=$CLUSTER_NAME"
@@ -44,6 +50,7 @@ overrides=(
 
 aws cloudformation deploy \
   --stack-name "$stack" \
+  ${role[@]+"${role[@]}"} \
   --template-file "$build/service.json" \
   --capabilities CAPABILITY_IAM \
   --no-fail-on-empty-changeset \
