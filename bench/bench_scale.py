@@ -37,6 +37,7 @@ import contextlib
 import datetime as _dt
 import http.client
 import json
+import multiprocessing
 import os
 import shlex
 import shutil
@@ -292,11 +293,33 @@ class StreamReader(threading.Thread):
             conn.close()
 
 
+def observe(base: str, timeout: float, ids: multiprocessing.Queue[str | None], out: Any) -> None:
+    """The stream observer, a process of its own: a reader thread per task id received.
+
+    Arrival times are taken here rather than in the process that POSTs, whose threads would
+    hold its GIL and delay the timestamps.
+    """
+    readers = []
+    while (task_id := ids.get()) is not None:
+        reader = StreamReader(base, task_id, timeout)
+        reader.start()
+        readers.append(reader)
+    for reader in readers:
+        reader.join(timeout)
+    out.send([{"task_id": r.task_id, "arrivals": r.arrivals, "error": r.error} for r in readers])
+    out.close()
+
+
 def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
     """POST --tasks tasks at once; wait for all; collect the figures."""
     base = setup.base
     posted: dict[str, float] = {}  # task id -> wall time the POST was sent
-    readers: list[StreamReader] = []
+    streamed: list[str] = []
+    ctx = multiprocessing.get_context("fork")  # before any thread of ours starts
+    ids: multiprocessing.Queue[str | None] = ctx.Queue()
+    results_r, results_w = ctx.Pipe(duplex=False)
+    observer = ctx.Process(target=observe, args=(base, a.timeout, ids, results_w), daemon=True)
+    observer.start()
     errors: list[str] = []
     lock = threading.Lock()
     counter = iter(range(a.tasks))
@@ -321,10 +344,8 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
             with lock:
                 posted[task_id] = sent
             if i % a.sse_every == 0:
-                reader = StreamReader(base, task_id, a.timeout)
-                reader.start()
-                with lock:
-                    readers.append(reader)
+                ids.put(task_id)
+                streamed.append(task_id)
         client.close()
 
     threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(a.clients)]
@@ -356,8 +377,9 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         time.sleep(0.5)
     c1 = bt.cpu_snapshot(None)
     pids_cpu = {p: round(proc_cpu_s(p) - s, 2) for p, s in pids_cpu0.items()}
-    for r in readers:
-        r.join(10)
+    ids.put(None)
+    readers = results_r.recv() if results_r.poll(60) else []
+    observer.join(10)
 
     # Completion times from the events.
     completed_at: dict[str, float] = {}
@@ -380,7 +402,7 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
     latencies = [
         (arrival - parse_ts(ev["createdAt"])) * 1000
         for r in readers
-        for arrival, ev in r.arrivals
+        for arrival, ev in r["arrivals"]
         if isinstance(ev, dict) and ev.get("createdAt")
     ]
     cpu = bt.cpu_delta(c0, c1)
@@ -396,8 +418,8 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         "time_to_completion": dist(to_completion),
         "event_latency": dist(latencies),
         "streams": {
-            "opened": len(readers),
-            "errors": [r.error for r in readers if r.error][:5],
+            "opened": len(streamed),
+            "errors": [r["error"] for r in readers if r["error"]][:5],
             "events": len(latencies),
         },
         "cpu_s_by_process": pids_cpu,
