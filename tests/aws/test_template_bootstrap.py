@@ -350,3 +350,52 @@ def test_not_on_github_the_aws_part_still_runs(
         "Open in catalog",
         "ECR repository",
     ]
+
+
+def test_deploy_infrastructure_creates_the_stack_through_the_cloudformation_role(
+    start: Callable[..., Services],
+    moto_endpoint: str,
+    boto: Callable[[str], Any],
+    github: FakeGithub,
+    cloudformation_rollbacks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """deployInfrastructure: infra/service.yaml from the workspace, the platform's values as
+    parameters, CloudFormation acting as the platform's role. moto cannot make every resource
+    of the stack (AWS::CloudWatch::Alarm), so the stack rolls back, the step fails naming the
+    resource, and the first deploy is not dispatched."""
+    image = "public.ecr.aws/nginx/nginx:stable"
+    monkeypatch.setitem(PLATFORM, "placeholderImageUri", image)
+    services = start("ecs-worker-service", aws_config(moto_endpoint))
+    values = {
+        "name": "orders",
+        "repoUrl": "github.com?owner=acme&repo=orders",
+        "bootstrapAws": True,
+        "deployInfrastructure": True,
+    }
+    task_id = services.scaffolder.create_task(
+        template_ref="template:default/ecs-worker-service",
+        values=values,
+        secrets=None,
+        caller=Caller(),
+    )
+    assert wait_for_status(services, task_id, timeout=90) == "failed"
+    log = [str(e.body.get("message", "")) for e in services.broker.store.list_events(task_id)]
+    assert any("DeadLetterAlarm (AWS::CloudWatch::Alarm) CREATE_FAILED" in m for m in log), log
+
+    stack = boto("cloudformation").describe_stacks(StackName="orders")["Stacks"][0]
+    assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert stack["RoleARN"] == CFN_ROLE
+    assert stack["Tags"] == [{"Key": "component", "Value": "orders"}]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert {k: parameters[k] for k in ("ServiceName", "ClusterName", "VpcId", "ImageUri")} == {
+        "ServiceName": "orders",
+        "ClusterName": "platform",
+        "VpcId": "vpc-0123456789abcdef0",
+        "ImageUri": image,
+    }
+    assert parameters["AlarmTopicArn"] == PLATFORM["alarmTopicArn"]
+    assert "subnet-0aaa" in parameters["PrivateSubnetIds"]
+    # The variables were set before the stack; the deploy is not started after a failure.
+    assert github.variables[("acme", "orders", "production")]
+    assert github.dispatches == []
