@@ -146,8 +146,10 @@ class PgListener:
             finally:
                 was_connected = self._connected.is_set()
                 self._connected.clear()
+                # Detached from the pool, so closed here: the pool's close would first roll
+                # back, fail on a lost connection, and leave it open for the garbage collector.
                 with contextlib.suppress(Exception):
-                    raw.close()
+                    connection.close()
                 if was_connected and not self._stopping.is_set():
                     self._on_reset()
             if not self._stopping.is_set():
