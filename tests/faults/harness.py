@@ -298,11 +298,11 @@ def worker_processes(
                 )
             workers[name] = Worker(name, proc, log)
         for worker in workers.values():
-            wait_until(
-                lambda w=worker: "worker running" in w.output() or w.proc.poll() is not None,  # type: ignore[misc]
-                60,
-                f"worker {worker.name} to start",
-            )
+
+            def started(w: Worker = worker) -> bool:
+                return "worker running" in w.output() or w.proc.poll() is not None
+
+            wait_until(started, 60, f"worker {worker.name} to start")
             assert worker.proc.poll() is None, worker.output()
         yield workers
     finally:

@@ -148,8 +148,9 @@ class PgListener:
                 self._connected.clear()
                 # Detached from the pool, so closed here: the pool's close would first roll
                 # back, fail on a lost connection, and leave it open for the garbage collector.
-                with contextlib.suppress(Exception):
-                    connection.close()
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        connection.close()
                 if was_connected and not self._stopping.is_set():
                     self._on_reset()
             if not self._stopping.is_set():

@@ -1,0 +1,67 @@
+"""The recovery and shutdown keys: upstream's names, defaults and duration forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scaffolder.errors import InputError
+from scaffolder.settings import Settings
+
+
+def _settings(scaffolder: dict[str, Any]) -> Settings:
+    return Settings.from_config({"scaffolder": scaffolder})
+
+
+def test_defaults() -> None:
+    settings = _settings({})
+    assert settings.task_recovery_enabled is True
+    assert settings.task_recovery_stale_seconds == 30.0
+    assert settings.shutdown_grace_seconds == 20.0
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ({"seconds": 45}, 45.0),
+        ({"minutes": 1, "seconds": 30}, 90.0),
+        ({"milliseconds": 1500}, 1.5),
+        ("PT2M", 120.0),
+        ("PT0.5S", 0.5),
+        ("P1DT1H", 90000.0),
+    ],
+)
+def test_stale_timeout_forms(value: Any, seconds: float) -> None:
+    settings = _settings({"taskRecovery": {"staleTimeout": value}})
+    assert settings.task_recovery_stale_seconds == seconds
+
+
+def test_upstreams_older_keys_are_fallbacks() -> None:
+    settings = _settings(
+        {"EXPERIMENTAL_recoverTasks": False, "EXPERIMENTAL_recoverTasksTimeout": {"minutes": 2}}
+    )
+    assert settings.task_recovery_enabled is False
+    assert settings.task_recovery_stale_seconds == 120.0
+    newer = _settings({"EXPERIMENTAL_recoverTasks": False, "taskRecovery": {"enabled": True}})
+    assert newer.task_recovery_enabled is True
+
+
+def test_grace_period_may_be_zero() -> None:
+    assert _settings({"shutdownGracePeriod": {"seconds": 0}}).shutdown_grace_seconds == 0.0
+
+
+@pytest.mark.parametrize(
+    "scaffolder",
+    [
+        {"taskRecovery": {"staleTimeout": 30}},
+        {"taskRecovery": {"staleTimeout": {"seconds": 0}}},
+        {"taskRecovery": {"staleTimeout": {"fortnights": 1}}},
+        {"taskRecovery": {"staleTimeout": "30s"}},
+        {"taskRecovery": {"enabled": "yes"}},
+        {"shutdownGracePeriod": {"seconds": -1}},
+    ],
+)
+def test_bad_values_are_refused_with_the_key(scaffolder: dict[str, Any]) -> None:
+    with pytest.raises(InputError, match="scaffolder"):
+        _settings(scaffolder)
