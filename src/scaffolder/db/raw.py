@@ -52,6 +52,13 @@ class RawDatabase:
 
     @contextmanager
     def _transaction(self, connection: Any, *, write: bool, single: bool) -> Iterator[Any]:
+        if single and self.postgres:
+            # One statement is atomic on its own: in autocommit it costs one round trip, not
+            # three (BEGIN, the statement, COMMIT), and every round trip is a wait for the GIL
+            # again in a busy process.
+            with self._autocommit(connection) as cursor:
+                yield cursor
+            return
         cursor = connection.cursor()
         explicit = self.sqlite and not single
         try:
@@ -72,6 +79,21 @@ class RawDatabase:
             raise
         finally:
             cursor.close()
+
+    @staticmethod
+    @contextmanager
+    def _autocommit(connection: Any) -> Iterator[Any]:
+        driver = connection.driver_connection
+        driver.autocommit = True
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            with suppress(Exception):  # a broken connection is discarded by the pool anyway
+                driver.autocommit = False
 
     def to_db(self, value: datetime | None) -> Any:
         """A naive UTC datetime as the column stores it (SQLAlchemy's SQLite text format)."""

@@ -504,17 +504,21 @@ class SqlTaskStore:
             return
         now = utcnow()
         to_db = self._db.to_db
+        rows = [
+            (task_id, dumps(body), type_.value, to_db(at or now))
+            for task_id, type_, body, at in events
+        ]
         with self._db.cursor(write=True) as cur:
-            cur.executemany(
-                self._sql_insert_plain,
-                [
-                    (task_id, dumps(body), type_.value, to_db(at or now))
-                    for task_id, type_, body, at in events
-                ],
-            )
-            if self._db.postgres:
-                task_ids = list(dict.fromkeys(event[0] for event in events))
+            if not self._db.postgres:
+                cur.executemany(self._sql_insert_plain, rows)
+                return
+            # One round trip for the lot: the inserts, the notification and the commit go
+            # down the pipeline together.
+            task_ids = list(dict.fromkeys(event[0] for event in events))
+            with cur.connection.pipeline():
+                cur.executemany(self._sql_insert_plain, rows)
                 cur.execute(self._sql_notify_many, (TASK_EVENTS_CHANNEL, task_ids))
+                cur.connection.commit()
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
