@@ -25,7 +25,14 @@ from scaffolder.db.postgres import (
     TASKS_CHANNEL,
     PgListener,
 )
-from scaffolder.tasks.model import EventType, RecoveredTask, TaskEvent, TaskStatus, utcnow
+from scaffolder.tasks.model import (
+    EventType,
+    RecoveredTask,
+    TaskEvent,
+    TaskStatus,
+    dumps,
+    utcnow,
+)
 from scaffolder.tasks.store import SqlTaskStore
 
 log = logging.getLogger(__name__)
@@ -124,18 +131,23 @@ class EventWriter:
     def __init__(self, store: SqlTaskStore, hub: EventHub) -> None:
         self._store = store
         self._hub = hub
-        self._queue: queue.SimpleQueue[
-            tuple[str, EventType, dict[str, Any], datetime] | threading.Event
-        ] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, EventType, str, datetime] | threading.Event] = (
+            queue.SimpleQueue()
+        )
         self._order = threading.Lock()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def submit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> None:
-        """Queue an event for writing; its ``createdAt`` is now, not when it is written."""
+        """Queue an event for writing; its ``createdAt`` is now, not when it is written.
+
+        The body is serialised here, by the caller's thread: the one writer thread has every
+        task's events to write.
+        """
         self._ensure_started()
+        data = dumps(body)
         with self._order:  # createdAt never goes backwards along the queue (and the ids)
-            self._queue.put((task_id, type_, body, utcnow()))
+            self._queue.put((task_id, type_, data, utcnow()))
 
     def flush(self) -> None:
         """Return once every event submitted so far is in the database."""

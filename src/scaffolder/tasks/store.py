@@ -61,6 +61,14 @@ class SqlTaskStore:
         sql = self._db.sql
         self._sql_notify = sql("SELECT pg_notify(?, ?)")
         self._sql_notify_many = sql("SELECT pg_notify(?, t) FROM unnest(?::text[]) AS t")
+        # PostgreSQL only: a batch of events (arrays, in order) and their notifications.
+        self._sql_emit_batch = sql(
+            "WITH ins AS (INSERT INTO task_events (task_id, body, event_type, created_at) "
+            "SELECT task_id, body, event_type, created_at FROM unnest(?::text[], ?::text[], "
+            "?::text[], ?::timestamp[]) WITH ORDINALITY AS e(task_id, body, event_type, "
+            "created_at, n) ORDER BY n RETURNING task_id) "
+            "SELECT pg_notify(?, t) FROM (SELECT DISTINCT task_id AS t FROM ins) AS d"
+        )
         self._sql_get_task = sql(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?")
         self._sql_insert_event = sql(
             "INSERT INTO task_events (task_id, body, event_type, created_at) "
@@ -493,32 +501,32 @@ class SqlTaskStore:
             return event
 
     def emit_many(
-        self, events: Sequence[tuple[str, EventType, dict[str, Any], datetime | None]]
+        self, events: Sequence[tuple[str, EventType, dict[str, Any] | str, datetime | None]]
     ) -> None:
         """Append several events, in order, in one transaction.
 
         Each event carries the time it was logged (``None``: now), so a batch written a few
-        milliseconds later keeps each line's own ``createdAt``.
+        milliseconds later keeps each line's own ``createdAt``; its body may come serialised
+        already (a JSON string), so the writer thread does not spend the GIL on it.
         """
         if not events:
             return
         now = utcnow()
         to_db = self._db.to_db
         rows = [
-            (task_id, dumps(body), type_.value, to_db(at or now))
+            (task_id, body if isinstance(body, str) else dumps(body), type_.value, to_db(at or now))
             for task_id, type_, body, at in events
         ]
-        with self._db.cursor(write=True) as cur:
-            if not self._db.postgres:
+        if not self._db.postgres:
+            with self._db.cursor(write=True) as cur:
                 cur.executemany(self._sql_insert_plain, rows)
-                return
-            # One round trip for the lot: the inserts, the notification and the commit go
-            # down the pipeline together.
-            task_ids = list(dict.fromkeys(event[0] for event in events))
-            with cur.connection.pipeline():
-                cur.executemany(self._sql_insert_plain, rows)
-                cur.execute(self._sql_notify_many, (TASK_EVENTS_CHANNEL, task_ids))
-                cur.connection.commit()
+            return
+        # One statement for the lot (the rows as arrays, the notification in the same
+        # statement), in autocommit: one round trip, so one wait for the GIL afterwards in a
+        # process whose task threads keep it busy.
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        with self._db.cursor(write=True, single=True) as cur:
+            cur.execute(self._sql_emit_batch, (*columns, TASK_EVENTS_CHANNEL))
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
