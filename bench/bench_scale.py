@@ -152,13 +152,15 @@ class OursCluster:
             "  locations:\n"
             f"    - {{type: file, target: '{target}'}}\n"
         )
+        api_only = self.tmp / "api-only.yaml"  # merged over app-config.yaml for serve
+        api_only.write_text("scaffolder:\n  concurrentTasksLimit: 0\n")
         exe = str(REPO / ".venv" / "bin" / "scaffolder")
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAFFOLDER_")}
-        api_env = {**base_env, "SCAFFOLDER_SCAFFOLDER__CONCURRENTTASKSLIMIT": "0"}
-        cmd = [exe, "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [exe, "serve", "--config", str(cfg), "--config", str(api_only)]
+        cmd += ["--host", "127.0.0.1", "--port", str(port)]
         log(f"[{self.name}] starting: {shlex.join(cmd)}")
         t0 = time.perf_counter()
-        server = self._spawn(cmd, "serve", api_env)
+        server = self._spawn(cmd, "serve", base_env)
         self.pid = server.pid
         self.base = f"http://127.0.0.1:{port}"
         hello = "/api/catalog/entities/by-name/template/default/hello-template"
