@@ -101,3 +101,35 @@ def test_events_from_another_engine_wake_a_reader_even_after_a_reconnect(
         assert _next_messages(broker, task_id, last, emit("three")) == ["three"]
     finally:
         broker.close()
+
+
+@ON_POSTGRES
+@pytest.mark.parametrize("single", [True, False])
+def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
+    engines: tuple[sa.Engine, sa.Engine], single: bool
+) -> None:
+    """No ping round trip: the pool finds the server's goodbye on the idle socket."""
+    from scaffolder.db.raw import RawDatabase
+
+    engine, admin = engines
+    db = RawDatabase(engine)
+    with db.cursor(single=single) as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (first_pid,) = cur.fetchone()
+    # The connection is back in the pool, idle; the server ends it (a restart, a terminate).
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+        conn.commit()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the backend is gone
+        with admin.connect() as conn:
+            gone = not conn.execute(
+                sa.text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": first_pid}
+            ).first()
+        if gone:
+            break
+        time.sleep(0.05)
+    with db.cursor(single=single) as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        (second_pid,) = cur.fetchone()
+    assert second_pid != first_pid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 import weakref
 from collections.abc import Iterator
@@ -123,7 +124,8 @@ def _create_postgres_engine(url: sa.URL) -> sa.Engine:
         url,
         future=True,
         connect_args=keepalives,
-        pool_pre_ping=True,
+        # Liveness is checked at checkout without a round trip (`_check_idle_socket`).
+        pool_pre_ping=False,
         # Each worker slot, the event writer, the heartbeat and the HTTP threads take a
         # connection for one statement or one short transaction at a time.
         pool_size=PG_POOL_SIZE,
@@ -132,7 +134,26 @@ def _create_postgres_engine(url: sa.URL) -> sa.Engine:
     from scaffolder.db.postgres import track_backend_pids
 
     track_backend_pids(engine)
+    sa.event.listen(engine, "checkout", _check_idle_socket)
     return engine
+
+
+def _check_idle_socket(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection the server has closed; the pool makes another.
+
+    An idle connection has nothing to read: anything readable on its socket is the server
+    saying goodbye (a restart, an administrator's terminate, an idle timeout) or the EOF that
+    follows. Checking costs a ``select`` instead of the round trip of a ping, and every round
+    trip is one more wait for the GIL in a process whose task threads keep it busy.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise sa.exc.DisconnectionError("the connection is closed")
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError) as exc:
+        raise sa.exc.DisconnectionError(str(exc)) from exc
+    if readable:
+        raise sa.exc.DisconnectionError("the server closed the connection")
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
