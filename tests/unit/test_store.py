@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -160,3 +161,39 @@ def test_list_order_is_the_same_on_both_engines(store: SqlTaskStore) -> None:
     expected = [None, "user:default/B", "user:default/a", "user:default/b"]
     assert [t.created_by for t in ascending] == expected
     assert [t.created_by for t in descending] == expected[::-1]
+
+
+def test_a_batch_of_events_keeps_order_bodies_and_times(store: SqlTaskStore) -> None:
+    """The event writer's batch (one statement on PostgreSQL) stores what was logged, as it
+    was logged: interleaved tasks in order, awkward text intact, each line's own time."""
+    from scaffolder.tasks.model import dumps
+
+    a = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    b = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    awkward = "quotes \" ' and \\ back, {braces}, new\nline, tab\t, ünïcødé ✓, \\u0000 as text"
+    at = [datetime(2026, 11, 27, 12, 0, 0, 1000 * i) for i in range(6)]
+    batch: list[tuple[str, EventType, dict[str, Any] | str, datetime | None]] = [
+        (a, EventType.LOG, {"message": "a1"}, at[0]),
+        (b, EventType.LOG, dumps({"message": awkward, "stepId": "x"}), at[1]),
+        (a, EventType.LOG, {"message": awkward}, at[2]),
+        (b, EventType.LOG, {"message": "b2", "nested": {"list": [1, 2.5, None]}}, at[3]),
+        (a, EventType.LOG, {"message": "a3"}, None),
+    ]
+    store.emit_many(batch)
+    events_a, events_b = store.list_events(a), store.list_events(b)
+    assert [e.body for e in events_a] == [
+        {"message": "a1"},
+        {"message": awkward},
+        {"message": "a3"},
+    ]
+    assert [e.body for e in events_b] == [
+        {"message": awkward, "stepId": "x"},
+        {"message": "b2", "nested": {"list": [1, 2.5, None]}},
+    ]
+    ids = sorted(e.id for e in [*events_a, *events_b])
+    by_id = {e.id: e for e in [*events_a, *events_b]}
+    assert [by_id[i].body["message"] for i in ids] == ["a1", awkward, awkward, "b2", "a3"]
+    assert [e.created_at for e in events_a[:2]] == [at[0], at[2]]
+    assert [e.created_at for e in events_b] == [at[1], at[3]]
+    assert events_a[2].created_at is not None
+    assert events_a[2].created_at > at[3]
