@@ -358,6 +358,7 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         t.start()
     c0 = bt.cpu_snapshot(None)
     pids_cpu0 = {p: proc_cpu_s(p) for p in setup.cpu_pids()}
+    pids_sys0 = {p: proc_cpu_s(p, system=True) for p in setup.cpu_pids()}
     barrier.wait(timeout=60)
     t0 = time.time()
     for t in threads:
@@ -384,6 +385,7 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         time.sleep(0.5)
     c1 = bt.cpu_snapshot(None)
     pids_cpu = {p: round(proc_cpu_s(p) - s, 2) for p, s in pids_cpu0.items()}
+    pids_sys = {p: round(proc_cpu_s(p, system=True) - s, 2) for p, s in pids_sys0.items()}
     ids.put(None)
     readers = results_r.recv() if results_r.poll(60) else []
     observer.join(10)
@@ -435,6 +437,7 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
             "events": len(latencies),
         },
         "cpu_s_by_process": pids_cpu,
+        "system_cpu_s_by_process": pids_sys,
         "machine_cores_busy": round(cpu["other_cores"] + cpu["bench_client_cores"], 2),
         "server_processes_cores": round(ours_cores, 2),
     }
@@ -454,12 +457,13 @@ def verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("PASS" if ok else "FAIL")
 
 
-def proc_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its waited-for children."""
+def proc_cpu_s(pid: int, *, system: bool = False) -> float:
+    """CPU seconds of a process and its waited-for children (``system``: kernel time only)."""
     hz = os.sysconf("SC_CLK_TCK")
     try:
         st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(x) for x in st[11:15]) / hz
+        fields = (st[12], st[14]) if system else st[11:15]
+        return sum(int(x) for x in fields) / hz
     except (OSError, IndexError, ValueError):
         return 0.0
 
