@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_DIR := tests/conformance
 
-.PHONY: serve test lint typecheck unit conformance bench bench-catalog upstream clean install
+.PHONY: serve test test-postgres lint typecheck unit conformance bench bench-catalog upstream clean install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP) $(NODE_DIR)/node_modules/.package-lock.json lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest --ignore=tests/conformance
+
+# The whole Python suite with PostgreSQL as every test's database (a throwaway cluster).
+test-postgres: $(STAMP)
+	SCAFFOLDER_TEST_DATABASE=postgres $(BIN)/pytest --ignore=tests/conformance -m "not upstream"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_tasks.py
