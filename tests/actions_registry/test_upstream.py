@@ -18,8 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -36,7 +34,12 @@ from cheroot import wsgi
 from scaffolder.app import create_app
 from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
-from tests.catalog.test_actions_upstream import REFERENCE, free_port, node_modules
+from tests.catalog.test_actions_upstream import (
+    copy_reference,
+    free_port,
+    node_modules,
+    run_reference,
+)
 from tests.conftest import FIXTURE_TEMPLATES
 
 pytestmark = pytest.mark.upstream
@@ -138,11 +141,7 @@ def _our_service(tmp: Path, port: int, upstream: str) -> Iterator[Services]:
 
 @contextlib.contextmanager
 def _reference(tmp: Path, port: int, ours: str, modules: Path) -> Iterator[str]:
-    copy = tmp / "reference"
-    shutil.copytree(REFERENCE, copy, ignore=shutil.ignore_patterns("node_modules", "run", ".venv"))
-    for path in [copy, *copy.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
-    (copy / "node_modules").symlink_to(modules.resolve())
+    copy = copy_reference(tmp, modules)
     caller = copy / "templates" / "ecs-caller" / "template.yaml"
     caller.parent.mkdir(parents=True)
     caller.write_text(yaml.safe_dump(CALLER_TEMPLATE, sort_keys=False))
@@ -163,37 +162,9 @@ def _reference(tmp: Path, port: int, ours: str, modules: Path) -> Iterator[str]:
     )
     (copy / "app-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = {**os.environ, "NODE_ENV": "production", "BACKSTAGE_REF_NO_COOKIECUTTER": "1"}
-    log_path = tmp / "backend.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        ["node", "src/index.js"],
-        cwd=copy,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        ready = f"{base}/api/catalog/entities/by-name/template/default/ecs-caller"
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(ready, timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
-                pytest.fail(f"the private upstream on {port} did not start:\n{tail}")
-            time.sleep(0.2)
+    ready = f"{base}/api/catalog/entities/by-name/template/default/ecs-caller"
+    with run_reference(copy, env, ready):
         yield base
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")

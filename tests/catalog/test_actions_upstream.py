@@ -88,6 +88,52 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def copy_reference(tmp: Path, modules: Path) -> Path:
+    """A writable copy of the reference under ``tmp``, its node_modules linked in."""
+    copy = tmp / "reference"
+    shutil.copytree(REFERENCE, copy, ignore=shutil.ignore_patterns("node_modules", "run", ".venv"))
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    (copy / "node_modules").symlink_to(modules.resolve())
+    return copy
+
+
+@contextlib.contextmanager
+def run_reference(copy: Path, env: dict[str, str], ready_url: str) -> Iterator[None]:
+    """Run the reference copy (``node src/index.js``) until ``ready_url`` answers 200; stop
+    it afterwards. Its output goes to ``backend.log`` beside the copy."""
+    log_path = copy.parent / "backend.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        ["node", "src/index.js"],
+        cwd=copy,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(ready_url, timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_bytes()[-3000:].decode("utf-8", "replace")
+                pytest.fail(f"the private upstream at {ready_url} did not start:\n{tail}")
+            time.sleep(0.2)
+        yield
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        log.close()
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -115,11 +161,7 @@ def upstream() -> Iterator[Upstream]:
     thread.start()
     files_url = f"http://127.0.0.1:{server.server_address[1]}"
 
-    copy = tmp / "reference"
-    shutil.copytree(REFERENCE, copy, ignore=shutil.ignore_patterns("node_modules", "run", ".venv"))
-    for path in [copy, *copy.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
-    (copy / "node_modules").symlink_to(modules.resolve())
+    copy = copy_reference(tmp, modules)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -130,36 +172,11 @@ def upstream() -> Iterator[Upstream]:
         "APP_CONFIG_backend_baseUrl": base,
         "APP_CONFIG_backend_reading_allow": json.dumps([{"host": files_url[7:]}]),
     }
-    log = (tmp / "backend.log").open("wb")
-    process = subprocess.Popen(
-        ["node", "src/index.js"],
-        cwd=copy,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
         ready = f"{base}/api/catalog/entities/by-name/template/default/hello-template"
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(ready, timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (tmp / "backend.log").read_bytes()[-3000:].decode("utf-8", "replace")
-                pytest.fail(f"the private upstream on {port} did not start:\n{tail}")
-            time.sleep(0.2)
-        yield Upstream(base=base, files_url=files_url, files_dir=files)
+        with run_reference(copy, env, ready):
+            yield Upstream(base=base, files_url=files_url, files_dir=files)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
         server.shutdown()
         server.server_close()
         thread.join()

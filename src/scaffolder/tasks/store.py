@@ -60,7 +60,6 @@ class SqlTaskStore:
         self._db = RawDatabase(engine)
         sql = self._db.sql
         self._sql_notify = sql("SELECT pg_notify(?, ?)")
-        self._sql_notify_many = sql("SELECT pg_notify(?, t) FROM unnest(?::text[]) AS t")
         # PostgreSQL only: a batch of events (one JSON array of rows, in order) and their
         # notifications. JSON, not arrays: psycopg dumps arrays element by element in Python
         # (a sixth of a busy worker's GIL time), json.dumps is C, and PostgreSQL parses it.
@@ -223,10 +222,6 @@ class SqlTaskStore:
                 ),
                 (self._db.to_db(utcnow()), *ids),
             )
-
-    def cancelled_among(self, task_ids: Iterable[str]) -> set[str]:
-        """Which of these tasks have a ``cancelled`` event (a cancel from any process)."""
-        return self.run_signals(dict.fromkeys(task_ids, 0))[0]
 
     def run_signals(self, generations: Mapping[str, int]) -> tuple[set[str], set[str]]:
         """For running tasks (id to the `ClaimedTask.generation` of their run): which were
