@@ -70,6 +70,15 @@ class SqlTaskStore:
             "RETURNING task_id) "
             "SELECT pg_notify(?, t) FROM (SELECT DISTINCT task_id AS t FROM ins) AS d"
         )
+        insert_task = (
+            "INSERT INTO tasks (id, spec, status, created_at, secrets, created_by) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self._sql_create_task = sql(
+            f"WITH ins AS ({insert_task} RETURNING id) SELECT pg_notify(?, id) FROM ins"
+            if self._db.postgres
+            else insert_task
+        )
         self._sql_get_task = sql(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?")
         self._sql_insert_event = sql(
             "INSERT INTO task_events (task_id, body, event_type, created_at) "
@@ -111,23 +120,11 @@ class SqlTaskStore:
             dumps(secrets) if secrets is not None else None,
             created_by,
         )
-        insert = (
-            "INSERT INTO tasks (id, spec, status, created_at, secrets, created_by) "
-            "VALUES (?, ?, ?, ?, ?, ?)"
-        )
-        if self._db.postgres:
-            # The insert and its notification in one statement, in autocommit: one round trip
-            # for a POST /v2/tasks, which a burst of them makes count.
-            with self._db.cursor(write=True, single=True) as cur:
-                cur.execute(
-                    self._db.sql(
-                        f"WITH ins AS ({insert} RETURNING id) SELECT pg_notify(?, id) FROM ins"
-                    ),
-                    (*row, TASKS_CHANNEL),
-                )
-            return task_id
+        # On PostgreSQL the insert carries its notification (one statement, in autocommit):
+        # one round trip for a POST /v2/tasks, which a burst of them makes count.
+        params = (*row, TASKS_CHANNEL) if self._db.postgres else row
         with self._db.cursor(write=True, single=True) as cur:
-            cur.execute(self._db.sql(insert), row)
+            cur.execute(self._sql_create_task, params)
         return task_id
 
     def get_task(self, task_id: str) -> Task:
