@@ -113,12 +113,14 @@ class OursCluster:
         self.admin_url = admin_url
         self.db = db
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{self.name}-"))
+        self.work = Path(tempfile.mkdtemp(prefix=f"bench-scale-{self.name}-work-", dir=a.workdir))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Any] = []
         self.base = ""
         self.pid: int | None = None
         self.worker_pids: list[int] = []
         self.notes: list[str] = []
+        self.db_url = ""
 
     def _spawn(self, cmd: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
         logf = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
@@ -137,8 +139,8 @@ class OursCluster:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db}"')
             conn.execute(f'CREATE DATABASE "{self.db}"')
         url = self.admin_url.rsplit("/", 1)[0] + f"/{self.db}"
+        self.db_url = url
         port = bt.free_port()
-        (self.tmp / "work").mkdir()
         cfg = self.tmp / "app-config.yaml"
         target = REPO / "tests/fixtures/templates/*/template.yaml"
         cfg.write_text(
@@ -146,7 +148,7 @@ class OursCluster:
             f"  baseUrl: http://127.0.0.1:{port}\n"
             f"  listen: {{host: 127.0.0.1, port: {port}}}\n"
             f"  database: {{connection: '{url}'}}\n"
-            f"  workingDirectory: {self.tmp}/work\n"
+            f"  workingDirectory: {self.work}\n"
             "  auth: {dangerouslyDisableDefaultAuthPolicy: true}\n"
             "catalog:\n"
             "  locations:\n"
@@ -211,6 +213,7 @@ class OursCluster:
                 proc.wait(5)
         for logf in self.logs:
             logf.close()
+        shutil.rmtree(self.work, ignore_errors=True)
         if not self.a.keep_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -230,12 +233,20 @@ class UpstreamSetup:
         )
         self.server = bt.Upstream(ns)
         self.notes = self.server.notes
+        self.work = Path(tempfile.mkdtemp(prefix="bench-scale-upstream-work-", dir=a.workdir))
         self.base = ""
         self.pid: int | None = None
 
     def start(self) -> None:
-        self.server.start()
+        # Backstage's standard override for backend.workingDirectory (its task workspaces),
+        # read by the node process start.sh starts.
+        os.environ["APP_CONFIG_backend_workingDirectory"] = str(self.work)
+        try:
+            self.server.start()
+        finally:
+            del os.environ["APP_CONFIG_backend_workingDirectory"]
         self.base, self.pid = self.server.base, self.server.pid
+        self.notes.append(f"backend.workingDirectory {self.work}")
 
     def rss(self) -> dict[str, Any]:
         return {"server_tree_kb": (bt.tree_rss_kb(self.pid) or {}).get("total_kb")}
@@ -245,6 +256,7 @@ class UpstreamSetup:
 
     def stop(self) -> None:
         self.server.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------- the load
@@ -315,6 +327,45 @@ def observe(base: str, timeout: float, ids: multiprocessing.Queue[str | None], o
     out.close()
 
 
+def listen_notifies(url: str, stop: Any, out: Any) -> None:
+    """A process of its own: LISTENs on our event channel; sends [(arrival, task id)] at stop.
+
+    Splits an event's latency in two: logged -> committed and announced (the worker and
+    PostgreSQL), announced -> read from the stream (the API process and the reader).
+    """
+    import psycopg
+
+    heard: list[tuple[float, str]] = []
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("LISTEN scaffolder_task_events")
+        while not stop.is_set():
+            for note in conn.notifies(timeout=0.2):
+                heard.append((time.time(), note.payload))
+    out.send(heard)
+    out.close()
+
+
+def split_latency(
+    timed: list[tuple[float, str, float]], heard: list[tuple[float, str]]
+) -> dict[str, Any]:
+    """For each (arrival, task id, createdAt): the first notification of its task after it."""
+    by_task: dict[str, list[float]] = {}
+    for at, task_id in heard:
+        by_task.setdefault(task_id, []).append(at)
+    to_notify, notify_to_stream = [], []
+    for arrival, task_id, created in timed:
+        notes = by_task.get(task_id) or []
+        first = next((n for n in notes if n >= created - 0.0005), None)
+        if first is None or first > arrival:
+            continue
+        to_notify.append((first - created) * 1000)
+        notify_to_stream.append((arrival - first) * 1000)
+    return {
+        "logged_to_notified": dist(to_notify),
+        "notified_to_stream": dist(notify_to_stream),
+    }
+
+
 def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
     """POST --tasks tasks at once; wait for all; collect the figures."""
     base = setup.base
@@ -325,6 +376,16 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
     results_r, results_w = ctx.Pipe(duplex=False)
     observer = ctx.Process(target=observe, args=(base, a.timeout, ids, results_w), daemon=True)
     observer.start()
+    listener = None
+    db_url = getattr(setup, "db_url", None)
+    if db_url:
+        stop_listening = ctx.Event()
+        heard_r, heard_w = ctx.Pipe(duplex=False)
+        listener = ctx.Process(
+            target=listen_notifies, args=(db_url, stop_listening, heard_w), daemon=True
+        )
+        listener.start()
+        time.sleep(0.5)  # connected and listening before the first POST
     errors: list[str] = []
     lock = threading.Lock()
     counter = iter(range(a.tasks))
@@ -389,6 +450,11 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
     ids.put(None)
     readers = results_r.recv() if results_r.poll(60) else []
     observer.join(10)
+    heard: list[tuple[float, str]] = []
+    if listener is not None:
+        stop_listening.set()
+        heard = heard_r.recv() if heard_r.poll(30) else []
+        listener.join(10)
 
     # Completion times from the events.
     completed_at: dict[str, float] = {}
@@ -415,6 +481,15 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         if isinstance(ev, dict) and ev.get("createdAt")
     ]
     latencies = [lat for _, lat in timed]
+    split = split_latency(
+        [
+            (arrival, r["task_id"], parse_ts(ev["createdAt"]))
+            for r in readers
+            for arrival, ev in r["arrivals"]
+            if isinstance(ev, dict) and ev.get("createdAt")
+        ],
+        heard,
+    )
     posts_end = t0 + posted_s
     cpu = bt.cpu_delta(c0, c1)
     ours_cores = sum(pids_cpu.values()) / max(c1[0] - c0[0], 1e-3)
@@ -431,6 +506,8 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         # While the POSTs still arrive the API process is busy with them.
         "event_latency_during_posts": dist([lat for at, lat in timed if at <= posts_end]),
         "event_latency_after_posts": dist([lat for at, lat in timed if at > posts_end]),
+        # Ours only: where an event's latency goes (see listen_notifies).
+        "event_latency_split": split if heard else None,
         "streams": {
             "opened": len(streamed),
             "errors": [r["error"] for r in readers if r["error"]][:5],
@@ -450,6 +527,13 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         f"{res['event_latency_during_posts']['p99_ms']}, after "
         f"{res['event_latency_after_posts']['p99_ms']})"
     )
+    if heard:
+        log(
+            f"[{setup.name}] latency split p50/p99: logged -> notified "
+            f"{split['logged_to_notified']['p50_ms']}/{split['logged_to_notified']['p99_ms']} ms, "
+            f"notified -> stream {split['notified_to_stream']['p50_ms']}/"
+            f"{split['notified_to_stream']['p99_ms']} ms"
+        )
     return res
 
 
@@ -485,6 +569,12 @@ def main() -> int:
         "--slots", type=int, default=10, help="task slots per worker (default 10, as upstream)"
     )
     ap.add_argument("--only", choices=["ours", "upstream"])
+    ap.add_argument(
+        "--workdir",
+        default=None,
+        help="where both backends' task workspaces go (default: the system temp dir); "
+        "e.g. /dev/shm for tmpfs",
+    )
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--ready-timeout", type=float, default=120)
     ap.add_argument("--reference-dir", default=str(bt.DEFAULT_REFERENCE))
@@ -564,6 +654,7 @@ def main() -> int:
             "clients": a.clients,
             "sse_every": a.sse_every,
             "slots": a.slots,
+            "workdir": a.workdir or tempfile.gettempdir(),
         },
         "machine": {"nproc": len(os.sched_getaffinity(0))},
         "results": results,
