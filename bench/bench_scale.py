@@ -62,6 +62,8 @@ import bench_tasks as bt  # noqa: E402
 TEMPLATE = "template:default/hello-template"
 VALUES = bt.HELLO_VALUES
 TASKS = bt.TASKS
+#: Backstage reads APP_CONFIG_<path> as config overrides, keys case-sensitive.
+UPSTREAM_WORKDIR_ENV = "APP_CONFIG_backend_workingDirectory"
 
 
 def log(msg: str) -> None:
@@ -240,11 +242,11 @@ class UpstreamSetup:
     def start(self) -> None:
         # Backstage's standard override for backend.workingDirectory (its task workspaces),
         # read by the node process start.sh starts.
-        os.environ["APP_CONFIG_backend_workingDirectory"] = str(self.work)
+        os.environ[UPSTREAM_WORKDIR_ENV] = str(self.work)
         try:
             self.server.start()
         finally:
-            del os.environ["APP_CONFIG_backend_workingDirectory"]
+            del os.environ[UPSTREAM_WORKDIR_ENV]
         self.base, self.pid = self.server.base, self.server.pid
         self.notes.append(f"backend.workingDirectory {self.work}")
 
