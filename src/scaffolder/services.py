@@ -112,6 +112,7 @@ def build_services(
         environment_parameters=settings.default_environment_parameters,
         environment_secrets=settings.default_environment_secrets,
         observer=metrics,
+        recovery_enabled=settings.task_recovery_enabled,
     )
     broker = TaskBroker(store)
     broker.start()  # on PostgreSQL: hear other processes' tasks and events (LISTEN)

@@ -55,6 +55,23 @@ def _check_effect_log_redacted(services: Services, task_id: str) -> None:
         assert line.endswith("Basic eC1hY2Nlc3MtdG9rZW46***"), line  # "x-access-token:" + ***
 
 
+def _check_resumed_after_effect(services: Services, task_id: str) -> None:
+    """The run after the recovery skipped the saved ``effect`` step and ran the others."""
+    events = _all_events(services, task_id)
+    last_recovery = max(i for i, (type_, _) in enumerate(events) if type_ == "recovered")
+    rerun = [body for type_, body in events[last_recovery + 1 :] if type_ == "log"]
+    assert rerun[1] == {
+        "message": "Task recovered - resuming from last known good state. "
+        "1 step(s) already completed."
+    }
+    assert rerun[2] == {
+        "message": "Skipping step effect because it was already completed in a previous run",
+        "stepId": "effect",
+        "status": "completed",
+    }
+    assert [b["stepId"] for b in rerun if b.get("status") == "processing"] == ["block", "done"]
+
+
 def test_sigkill_mid_task_recovers_on_another_worker(
     api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str, site: Path
 ) -> None:
@@ -82,10 +99,12 @@ def test_sigkill_mid_task_recovers_on_another_worker(
             )
             b_log = second["b"].output()
 
-    # startOver: run again from the start on b, its side effect not repeated (checkpoint).
+    # startOver: run again on b, from the step that was running: the effect step completed
+    # before the kill, so b skips it (its saved state), and never repeats its side effect.
     assert status(services, again) == "completed"
-    assert paths.lines(paths.runs).count(again) == 2
+    assert paths.lines(paths.runs).count(again) == 1
     assert paths.lines(paths.effects).count(again) == 1
+    _check_resumed_after_effect(services, again)
     again_types = [t for t, _ in _all_events(services, again)]
     assert again_types.count("recovered") == 1
     assert again_types.count("completion") == 1
@@ -155,7 +174,8 @@ def test_sigterm_drains_then_hands_back(
         wait_until(lambda: status(services, ids["again"]) in TERMINAL, 60, "b to run it")
     assert status(services, ids["again"]) == "completed"
     assert paths.lines(paths.effects).count(ids["again"]) == 1
-    assert paths.lines(paths.runs).count(ids["again"]) == 2
+    assert paths.lines(paths.runs).count(ids["again"]) == 1  # b skipped the completed step
+    _check_resumed_after_effect(services, ids["again"])
     assert paths.lines(paths.runs).count(ids["once"]) == 1
     for task_id in ids.values():
         assert [t for t, _ in _all_events(services, task_id)].count("completion") == 1

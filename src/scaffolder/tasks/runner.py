@@ -2,6 +2,10 @@
 
 One runner serves real tasks (driven by a worker) and dry runs: what differs between them
 is the `RunContext` it is given.
+
+With task recovery on (or a ``startOver`` template), each completed step is saved in the
+task's state with its output, and a re-run of the task (recovered, handed back, or retried)
+skips the saved steps and restores their outputs (CONTRACT §11.6).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from urllib.parse import quote, quote_plus
 from scaffolder.actions.base import ActionContext, ActionLogger, CancelSignal, TemplateAction
 from scaffolder.actions.registry import ActionRegistry
 from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
+from scaffolder.tasks.model import is_recoverable
 from scaffolder.tasks.templating import UNDEFINED, Templater, is_truthy, to_js_string
 from scaffolder.validation import error_stacks, validate
 
@@ -43,7 +48,7 @@ class RunContext(Protocol):
         """Write one log event body (``message`` plus optional ``stepId``/``status``)."""
 
     def save_state(self) -> None:
-        """Persist ``state`` (checkpoints) so a retry of this task can read it."""
+        """Persist ``state`` (checkpoints, completed steps) so a re-run can read it."""
 
 
 class RunObserver(Protocol):
@@ -113,7 +118,13 @@ class Redactor:
 
 
 class WorkflowRunner:
-    """Runs the steps of a task spec (Backstage's NunjucksWorkflowRunner)."""
+    """Runs the steps of a task spec (Backstage's NunjucksWorkflowRunner).
+
+    Args:
+        recovery_enabled: ``scaffolder.taskRecovery.enabled``: save each completed step in
+            the task's state and skip the saved ones on a re-run (``startOver`` templates
+            do so either way).
+    """
 
     def __init__(
         self,
@@ -123,8 +134,10 @@ class WorkflowRunner:
         environment_parameters: Mapping[str, Any] | None = None,
         environment_secrets: Mapping[str, str] | None = None,
         observer: RunObserver | None = None,
+        recovery_enabled: bool = False,
     ) -> None:
         self._registry = registry
+        self._recovery_enabled = recovery_enabled
         self._templater = templater
         self._env_parameters = dict(environment_parameters or {})
         self._env_secrets = dict(environment_secrets or {})
@@ -140,6 +153,15 @@ class WorkflowRunner:
             # Before the first event: the observer tells a first run by its having none.
             self._observer.run_started(run.task_id)
         run.emit_log({"message": f"Starting up task with {len(steps)} steps"})
+        resumable = not run.is_dry_run and (self._recovery_enabled or is_recoverable(dict(spec)))
+        completed = _completed_steps(run.state) if resumable else {}
+        if completed:
+            run.emit_log(
+                {
+                    "message": "Task recovered - resuming from last known good state. "
+                    f"{len(completed)} step(s) already completed."
+                }
+            )
 
         step_outputs: dict[str, dict[str, Any]] = {}
         base_context: dict[str, Any] = {
@@ -154,6 +176,19 @@ class WorkflowRunner:
         for step in steps:
             step_id = str(step.get("id"))
             name = str(step.get("name", step.get("action")))
+            if step_id in completed:
+                # Its "completed" status again, so a log replayed from here (a startOver
+                # listing starts at the recovery) does not leave the step looking unfinished.
+                step_outputs[step_id] = {"output": completed[step_id]}
+                run.emit_log(
+                    {
+                        "message": f"Skipping step {step_id} because it was already completed "
+                        "in a previous run",
+                        "stepId": step_id,
+                        "status": "completed",
+                    }
+                )
+                continue
             failed = first_error is not None
             status_context = _status_functions(failed)
             condition = step.get("if")
@@ -193,6 +228,10 @@ class WorkflowRunner:
                     raise TaskCancelledError(
                         f"Step {step_id} ({name}) of task {run.task_id} has been cancelled."
                     )
+                if resumable:
+                    steps_state = run.state.setdefault("steps", {})
+                    steps_state[step_id] = {"status": "completed", "output": outputs}
+                    run.save_state()
                 self._step_finished(run, step, started, "completed")
                 run.emit_log(
                     {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}
@@ -398,6 +437,18 @@ def _encoded_forms(value: str) -> set[str]:
         if len(head) >= _MIN_BASE64_FRAGMENT:
             forms.add(head)
     return {form for form in forms if len(form) > 1}
+
+
+def _completed_steps(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The outputs of the steps an earlier run of the task saved as completed, by step id."""
+    saved = state.get("steps")
+    if not isinstance(saved, dict):
+        return {}
+    return {
+        str(step_id): dict(value.get("output") or {})
+        for step_id, value in saved.items()
+        if isinstance(value, dict) and value.get("status") == "completed"
+    }
 
 
 def _status_functions(failed: bool) -> dict[str, Callable[[], bool]]:

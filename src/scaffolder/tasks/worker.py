@@ -52,6 +52,11 @@ class _TaskRun:
     #: Set when the task is no longer this run's (handed back, or recovered by another
     #: process): the run stops, and nothing it still says reaches the task's log.
     released: threading.Event = field(default_factory=threading.Event)
+    #: Set when the run is over (workspace removed, task completed or not).
+    finished: threading.Event = field(default_factory=threading.Event)
+    #: An earlier run of the same task in this process, taken from it (recovered while it was
+    #: alive) and told to stop: this run waits for it, since they share a workspace.
+    previous: _TaskRun | None = None
 
     def emit_log(self, body: dict[str, Any]) -> None:
         if not self.released.is_set():
@@ -205,13 +210,14 @@ class TaskWorker:
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self._heartbeat_seconds):
             with self._lock:
-                runs = {
-                    task_id: run.generation
+                running = {
+                    task_id: run
                     for task_id, run in self._running.items()
                     if not run.released.is_set()
                 }
-            if not runs:
+            if not running:
                 continue
+            runs = {task_id: run.generation for task_id, run in running.items()}
             try:
                 self._broker.store.heartbeat(runs)
                 cancelled, lost = self._broker.store.run_signals(runs)
@@ -221,7 +227,8 @@ class TaskWorker:
             for task_id in cancelled:
                 self._cancel_local(task_id)
             for task_id in lost:
-                self._lose(task_id)
+                # That run, not whichever runs the task now (it may have been claimed again).
+                self._lose_run(running[task_id])
 
     def _recovery_loop(self) -> None:
         stale = self._recovery_stale_seconds
@@ -256,7 +263,10 @@ class TaskWorker:
             generation=claimed.generation,
         )
         with self._lock:
+            run.previous = self._running.get(claimed.id)
             self._running[claimed.id] = run
+        if run.previous is not None:
+            self._lose_run(run.previous)
         thread = threading.Thread(
             target=self._run, args=(run,), name=f"task-{claimed.id[:8]}", daemon=True
         )
@@ -265,6 +275,10 @@ class TaskWorker:
     def _run(self, run: _TaskRun) -> None:
         redact = Redactor(run.secrets)
         try:
+            previous = run.previous
+            while previous is not None and not previous.finished.wait(0.05):
+                if run.signal.cancelled:
+                    break
             try:
                 create_workspace(self._working_directory, run.task_id)
                 result = self._runner.execute(run)
@@ -292,8 +306,11 @@ class TaskWorker:
             if not self._keep_workspaces:
                 remove_workspace(run.workspace_path)
             with self._lock:
-                self._running.pop(run.task_id, None)
+                if self._running.get(run.task_id) is run:
+                    del self._running[run.task_id]
                 self._lock.notify_all()
+            run.previous = None
+            run.finished.set()
 
     def _cancel_local(self, task_id: str) -> None:
         with self._lock:
@@ -301,14 +318,12 @@ class TaskWorker:
         if run is not None:
             run.signal.cancel()
 
-    def _lose(self, task_id: str) -> None:
-        """The task was recovered by another process while it ran here: stop this run."""
-        with self._lock:
-            run = self._running.get(task_id)
-        if run is None or run.released.is_set():
+    def _lose_run(self, run: _TaskRun) -> None:
+        """The run's task was recovered (by any process) while it ran here: stop the run."""
+        if run.released.is_set():
             return
         log.warning(
-            "task %s was recovered elsewhere (stale heartbeat?); stopping its run here", task_id
+            "task %s was recovered (stale heartbeat?); stopping its earlier run here", run.task_id
         )
         run.released.set()
         run.signal.cancel()
