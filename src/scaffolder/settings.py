@@ -29,7 +29,11 @@ DEFAULT_DATABASE_URL = "sqlite:///var/scaffolder.db"
 DEFAULT_WORKING_DIRECTORY = "./var/work"
 DEFAULT_CONCURRENT_TASKS_LIMIT = 10
 DEFAULT_HEARTBEAT_SECONDS = 1.0
-DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600
+#: ``scaffolder.taskTimeout``: upstream's default (``{ hours: 24 }``): a ``processing`` task
+#: whose heartbeat is older than this is failed by the stale-task janitor.
+DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600.0
+#: ``scaffolder.taskTimeoutJanitorFrequency``: upstream's default (``{ minutes: 5 }``).
+DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS = 5 * 60.0
 #: ``scaffolder.taskRecovery.staleTimeout``: upstream's default (``{ seconds: 30 }``).
 DEFAULT_RECOVERY_STALE_SECONDS = 30.0
 #: ``scaffolder.shutdownGracePeriod``: what running tasks get after SIGTERM, under the 30 s
@@ -104,7 +108,10 @@ class Settings:
     concurrent_tasks_limit: int = DEFAULT_CONCURRENT_TASKS_LIMIT
     keep_workspaces: bool = False
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    #: ``scaffolder.taskTimeout``: a heartbeat older than this is a stale task (the janitor).
     task_timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS
+    #: ``scaffolder.taskTimeoutJanitorFrequency``: how often the janitor looks.
+    task_timeout_janitor_seconds: float = DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS
     #: ``scaffolder.taskRecovery.enabled`` (on by default here; off upstream).
     task_recovery_enabled: bool = True
     #: ``scaffolder.taskRecovery.staleTimeout``: a heartbeat older than this is a dead worker.
@@ -201,6 +208,16 @@ class Settings:
                     ),
                 ),
                 "scaffolder.taskRecovery.staleTimeout",
+            ),
+            task_timeout_seconds=_duration(
+                scaffolder.get("taskTimeout", {"seconds": DEFAULT_TASK_TIMEOUT_SECONDS}),
+                "scaffolder.taskTimeout",
+            ),
+            task_timeout_janitor_seconds=_duration(
+                scaffolder.get(
+                    "taskTimeoutJanitorFrequency", {"seconds": DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS}
+                ),
+                "scaffolder.taskTimeoutJanitorFrequency",
             ),
             shutdown_grace_seconds=_duration(
                 scaffolder.get("shutdownGracePeriod", {"seconds": DEFAULT_SHUTDOWN_GRACE_SECONDS}),

@@ -19,6 +19,8 @@ def test_defaults() -> None:
     assert settings.task_recovery_enabled is True
     assert settings.task_recovery_stale_seconds == 30.0
     assert settings.shutdown_grace_seconds == 20.0
+    assert settings.task_timeout_seconds == 24 * 3600.0
+    assert settings.task_timeout_janitor_seconds == 300.0
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,16 @@ def test_upstreams_older_keys_are_fallbacks() -> None:
     assert newer.task_recovery_enabled is True
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [({"hours": 2}, 7200.0), ("PT90M", 5400.0), ({"days": 1, "minutes": 30}, 88200.0)],
+)
+def test_task_timeout_and_janitor_frequency_forms(value: Any, seconds: float) -> None:
+    settings = _settings({"taskTimeout": value, "taskTimeoutJanitorFrequency": value})
+    assert settings.task_timeout_seconds == seconds
+    assert settings.task_timeout_janitor_seconds == seconds
+
+
 def test_grace_period_may_be_zero() -> None:
     assert _settings({"shutdownGracePeriod": {"seconds": 0}}).shutdown_grace_seconds == 0.0
 
@@ -60,6 +72,9 @@ def test_grace_period_may_be_zero() -> None:
         {"taskRecovery": {"staleTimeout": "30s"}},
         {"taskRecovery": {"enabled": "yes"}},
         {"shutdownGracePeriod": {"seconds": -1}},
+        {"taskTimeout": {"seconds": 0}},
+        {"taskTimeout": 3600},
+        {"taskTimeoutJanitorFrequency": "5m"},
     ],
 )
 def test_bad_values_are_refused_with_the_key(scaffolder: dict[str, Any]) -> None:

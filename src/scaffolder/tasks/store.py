@@ -35,6 +35,9 @@ from scaffolder.tasks.model import (
     utcnow,
 )
 
+#: What the stale-task janitor writes (upstream's words): a ``failed`` line for each step
+#: left running, and the completion body.
+STALE_TASK_MESSAGE = "This task was marked as stale as it exceeded its timeout"
 #: Fields a task list may be ordered by (Backstage 4.2+).
 ORDER_FIELDS = ("created_at", "status", "created_by")
 
@@ -406,6 +409,52 @@ class SqlTaskStore:
                 if task is not None:
                     recovered.append(task)
         return recovered
+
+    def close_stale_tasks(self, heartbeat_before: datetime) -> list[str]:
+        """Fail ``processing`` tasks whose heartbeat is older than ``heartbeat_before``.
+
+        Upstream's stale-task janitor (``scaffolder.taskTimeout``): each step of the current
+        run that began and never finished gets a ``failed`` line, then the task completes
+        ``failed`` with `STALE_TASK_MESSAGE` and its secrets are deleted. Whatever the
+        template's recovery strategy: such a task is not run again. Safe with many processes
+        at once, as `recover_stale_tasks` is: each task is closed by exactly one of them.
+        Returns the ids of the tasks closed here.
+        """
+        threshold = self._db.to_db(heartbeat_before)
+        stale = "status = 'processing' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ?)"
+        # Nearly always nothing is stale: look before taking the write lock.
+        with self._db.cursor(single=True) as cur:
+            cur.execute(self._db.sql(f"SELECT 1 FROM tasks WHERE {stale} LIMIT 1"), (threshold,))
+            if cur.fetchone() is None:
+                return []
+        lock = " FOR UPDATE SKIP LOCKED" if self._db.postgres else ""
+        closed: list[str] = []
+        with self._db.cursor(write=True) as cur:
+            cur.execute(self._db.sql(f"SELECT id FROM tasks WHERE {stale}{lock}"), (threshold,))
+            for (task_id,) in cur.fetchall():
+                unfinished = self._unfinished_steps(cur, task_id)
+                cur.execute(
+                    self._db.sql(
+                        "UPDATE tasks SET status = 'failed', secrets = NULL "
+                        f"WHERE id = ? AND {stale}"
+                    ),
+                    (task_id, threshold),
+                )
+                if cur.rowcount != 1:
+                    continue
+                for step_id in unfinished:
+                    self._insert_event(
+                        cur,
+                        task_id,
+                        EventType.LOG,
+                        {"message": STALE_TASK_MESSAGE, "stepId": step_id, "status": "failed"},
+                    )
+                self._insert_event(
+                    cur, task_id, EventType.COMPLETION, {"message": STALE_TASK_MESSAGE}
+                )
+                self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
+                closed.append(task_id)
+        return closed
 
     def release_task(self, task_id: str, *, generation: int, reason: str) -> RecoveredTask | None:
         """Hand back a task this process is running and will not finish (it shuts down).

@@ -1,9 +1,11 @@
 """The worker pool: claims open tasks, runs them, heartbeats, and stops them on cancel.
 
-Three loops run beside the tasks: claiming (while there is room), heartbeating the running
-tasks (and hearing of cancels and of tasks taken from us), and recovering tasks whose worker
-died (a heartbeat older than the stale timeout; CONTRACT §11.6). `TaskWorker.stop` drains:
-no new claims, running tasks get a grace period, then whatever still runs is handed back.
+Four loops run beside the tasks: claiming (while there is room), heartbeating the running
+tasks (and hearing of cancels and of tasks taken from us), recovering tasks whose worker
+died (a heartbeat older than the stale timeout; CONTRACT §11.6), and the stale-task janitor
+(a heartbeat older than ``scaffolder.taskTimeout``: the task fails; §11.4). `TaskWorker.stop`
+drains: no new claims, running tasks get a grace period, then whatever still runs is handed
+back.
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from scaffolder.actions.base import CancelSignal
 from scaffolder.errors import ConflictError
-from scaffolder.settings import DEFAULT_RECOVERY_STALE_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS
+from scaffolder.settings import (
+    DEFAULT_RECOVERY_STALE_SECONDS,
+    DEFAULT_SHUTDOWN_GRACE_SECONDS,
+    DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS,
+    DEFAULT_TASK_TIMEOUT_SECONDS,
+)
 from scaffolder.tasks.broker import TaskBroker
-from scaffolder.tasks.model import ClaimedTask, EventType, TaskStatus
+from scaffolder.tasks.model import ClaimedTask, EventType, TaskStatus, utcnow
 from scaffolder.tasks.runner import Redactor, RunResult, WorkflowRunner
 from scaffolder.tasks.workspace import create_workspace, remove_workspace
 
@@ -74,6 +82,8 @@ class TaskWorker:
         recovery_stale_seconds: recover tasks whose heartbeat is older than this (any
             process's, this one's included after a restart); ``None`` turns recovery off.
         shutdown_grace_seconds: what `stop` gives running tasks before handing them back.
+        task_timeout_seconds: the janitor fails tasks whose heartbeat is older than this.
+        janitor_seconds: how often the janitor looks.
     """
 
     def __init__(
@@ -87,6 +97,8 @@ class TaskWorker:
         heartbeat_seconds: float = 1.0,
         recovery_stale_seconds: float | None = DEFAULT_RECOVERY_STALE_SECONDS,
         shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        task_timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS,
+        janitor_seconds: float = DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS,
     ) -> None:
         self._broker = broker
         self._runner = runner
@@ -96,6 +108,8 @@ class TaskWorker:
         self._heartbeat_seconds = heartbeat_seconds
         self._recovery_stale_seconds = recovery_stale_seconds
         self._shutdown_grace_seconds = shutdown_grace_seconds
+        self._task_timeout_seconds = task_timeout_seconds
+        self._janitor_seconds = janitor_seconds
         self._running: dict[str, _TaskRun] = {}
         self._lock = threading.Condition()
         self._stopping = threading.Event()  # no more claims
@@ -111,11 +125,15 @@ class TaskWorker:
             return list(self._running)
 
     def start(self) -> None:
-        """Start the claim, heartbeat and recovery loops (no-op when concurrency is 0)."""
+        """Start the claim, heartbeat, janitor and recovery loops (no-op when concurrency is 0)."""
         if self._concurrency <= 0 or self._threads:
             return
         self._working_directory.mkdir(parents=True, exist_ok=True)
-        loops = [(self._claim_loop, "claim"), (self._heartbeat_loop, "heartbeat")]
+        loops = [
+            (self._claim_loop, "claim"),
+            (self._heartbeat_loop, "heartbeat"),
+            (self._janitor_loop, "janitor"),
+        ]
         if self._recovery_stale_seconds is not None:
             loops.append((self._recovery_loop, "recovery"))
         for target, name in loops:
@@ -249,6 +267,27 @@ class TaskWorker:
                     stale,
                     "reopened to start over" if task.reopened else "failed",
                 )
+
+    def _janitor_loop(self) -> None:
+        # At start too: a deployment coming back after an outage closes its stale tasks now.
+        while True:
+            if not self._stopping.is_set():
+                try:
+                    closed = self._broker.store.close_stale_tasks(
+                        utcnow() - timedelta(seconds=self._task_timeout_seconds)
+                    )
+                except Exception:
+                    log.exception("closing stale tasks failed")
+                    closed = []
+                for task_id in closed:
+                    self._broker.hub.published(task_id)
+                    log.warning(
+                        "closed stale task %s (no heartbeat for %g s, scaffolder.taskTimeout)",
+                        task_id,
+                        self._task_timeout_seconds,
+                    )
+            if self._stopped.wait(self._janitor_seconds):
+                return
 
     # --- one task ------------------------------------------------------------------------
 
