@@ -152,6 +152,7 @@ def build_services(
                 settings.task_recovery_stale_seconds if settings.task_recovery_enabled else None
             ),
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            graceful_shutdown=settings.graceful_shutdown,
             task_timeout_seconds=settings.task_timeout_seconds,
             janitor_seconds=settings.task_timeout_janitor_seconds,
         )

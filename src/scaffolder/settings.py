@@ -118,6 +118,9 @@ class Settings:
     task_recovery_stale_seconds: float = DEFAULT_RECOVERY_STALE_SECONDS
     #: ``scaffolder.shutdownGracePeriod``: how long SIGTERM waits for running tasks.
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
+    #: ``scaffolder.EXPERIMENTAL_gracefulShutdown``: ``False`` hands running tasks back at
+    #: SIGTERM without waiting (no grace period); absent or ``True`` drains.
+    graceful_shutdown: bool = True
     catalog_locations: tuple[CatalogLocation, ...] = ()
     auth_disabled: bool = False
     #: ``backend.auth.allowInsecureNonLoopback``: serve with auth disabled on any address.
@@ -178,6 +181,21 @@ class Settings:
                 )
             )
 
+        graceful = _bool(
+            scaffolder.get("EXPERIMENTAL_gracefulShutdown", True),
+            "scaffolder.EXPERIMENTAL_gracefulShutdown",
+        )
+        grace = _duration(
+            scaffolder.get("shutdownGracePeriod", {"seconds": DEFAULT_SHUTDOWN_GRACE_SECONDS}),
+            "scaffolder.shutdownGracePeriod",
+            allow_zero=True,
+        )
+        if not graceful and "shutdownGracePeriod" in scaffolder and grace > 0:
+            raise InputError(
+                "scaffolder.EXPERIMENTAL_gracefulShutdown is false (do not wait for running "
+                f"tasks) but scaffolder.shutdownGracePeriod gives them {grace:g} s; remove one"
+            )
+
         # Parsed (and checked) where the publishers and fetchers read them, so parseRepoUrl
         # knows exactly the hosts they can use.
         hosts = ScmIntegrations.from_config(config).scm_hosts()
@@ -219,11 +237,8 @@ class Settings:
                 ),
                 "scaffolder.taskTimeoutJanitorFrequency",
             ),
-            shutdown_grace_seconds=_duration(
-                scaffolder.get("shutdownGracePeriod", {"seconds": DEFAULT_SHUTDOWN_GRACE_SECONDS}),
-                "scaffolder.shutdownGracePeriod",
-                allow_zero=True,
-            ),
+            shutdown_grace_seconds=grace if graceful else 0.0,
+            graceful_shutdown=graceful,
             catalog_locations=tuple(locations),
             auth_disabled=bool(auth.get("dangerouslyDisableDefaultAuthPolicy", False)),
             allow_insecure_non_loopback=bool(auth.get("allowInsecureNonLoopback", False)),

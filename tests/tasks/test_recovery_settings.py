@@ -21,6 +21,7 @@ def test_defaults() -> None:
     assert settings.shutdown_grace_seconds == 20.0
     assert settings.task_timeout_seconds == 24 * 3600.0
     assert settings.task_timeout_janitor_seconds == 300.0
+    assert settings.graceful_shutdown is True
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,23 @@ def test_grace_period_may_be_zero() -> None:
     assert _settings({"shutdownGracePeriod": {"seconds": 0}}).shutdown_grace_seconds == 0.0
 
 
+def test_graceful_shutdown_false_means_no_grace_period() -> None:
+    off = _settings({"EXPERIMENTAL_gracefulShutdown": False})
+    assert off.graceful_shutdown is False
+    assert off.shutdown_grace_seconds == 0.0
+    explicit_zero = {"EXPERIMENTAL_gracefulShutdown": False, "shutdownGracePeriod": "PT0S"}
+    assert _settings(explicit_zero).shutdown_grace_seconds == 0.0
+    on = _settings({"EXPERIMENTAL_gracefulShutdown": True, "shutdownGracePeriod": "PT5S"})
+    assert on.graceful_shutdown is True
+    assert on.shutdown_grace_seconds == 5.0
+    assert _settings({"EXPERIMENTAL_gracefulShutdown": True}).shutdown_grace_seconds == 20.0
+
+
+def test_graceful_shutdown_false_with_a_grace_period_is_refused() -> None:
+    with pytest.raises(InputError, match="EXPERIMENTAL_gracefulShutdown is false"):
+        _settings({"EXPERIMENTAL_gracefulShutdown": False, "shutdownGracePeriod": {"seconds": 5}})
+
+
 @pytest.mark.parametrize(
     "scaffolder",
     [
@@ -75,6 +93,7 @@ def test_grace_period_may_be_zero() -> None:
         {"taskTimeout": {"seconds": 0}},
         {"taskTimeout": 3600},
         {"taskTimeoutJanitorFrequency": "5m"},
+        {"EXPERIMENTAL_gracefulShutdown": "false"},
     ],
 )
 def test_bad_values_are_refused_with_the_key(scaffolder: dict[str, Any]) -> None:

@@ -82,6 +82,8 @@ class TaskWorker:
         recovery_stale_seconds: recover tasks whose heartbeat is older than this (any
             process's, this one's included after a restart); ``None`` turns recovery off.
         shutdown_grace_seconds: what `stop` gives running tasks before handing them back.
+        graceful_shutdown: ``False`` (``scaffolder.EXPERIMENTAL_gracefulShutdown: false``):
+            `stop` hands running tasks back at once, whatever ``shutdown_grace_seconds``.
         task_timeout_seconds: the janitor fails tasks whose heartbeat is older than this.
         janitor_seconds: how often the janitor looks.
     """
@@ -97,6 +99,7 @@ class TaskWorker:
         heartbeat_seconds: float = 1.0,
         recovery_stale_seconds: float | None = DEFAULT_RECOVERY_STALE_SECONDS,
         shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
+        graceful_shutdown: bool = True,
         task_timeout_seconds: float = DEFAULT_TASK_TIMEOUT_SECONDS,
         janitor_seconds: float = DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS,
     ) -> None:
@@ -107,7 +110,8 @@ class TaskWorker:
         self._keep_workspaces = keep_workspaces
         self._heartbeat_seconds = heartbeat_seconds
         self._recovery_stale_seconds = recovery_stale_seconds
-        self._shutdown_grace_seconds = shutdown_grace_seconds
+        self._shutdown_grace_seconds = shutdown_grace_seconds if graceful_shutdown else 0.0
+        self._graceful_shutdown = graceful_shutdown
         self._task_timeout_seconds = task_timeout_seconds
         self._janitor_seconds = janitor_seconds
         self._running: dict[str, _TaskRun] = {}
@@ -180,11 +184,17 @@ class TaskWorker:
             self._lock.wait_for(
                 lambda: not any(r.task_id in self._running for r in runs), RELEASE_WAIT_SECONDS
             )
+        why = (
+            f"the task did not finish within the shutdown grace period ({grace:g} s, "
+            "scaffolder.shutdownGracePeriod)"
+            if self._graceful_shutdown
+            else "it does not wait for running tasks (scaffolder.EXPERIMENTAL_gracefulShutdown: "
+            "false)"
+        )
         reason = (
-            f"The task failed because its worker shut down and the task did not finish within "
-            f"the shutdown grace period ({grace:g} s, scaffolder.shutdownGracePeriod). Its "
-            "template does not set EXPERIMENTAL_recovery.EXPERIMENTAL_strategy: startOver, so "
-            "it was not handed to another worker; retry it to run it again"
+            f"The task failed because its worker shut down and {why}. Its template does not "
+            "set EXPERIMENTAL_recovery.EXPERIMENTAL_strategy: startOver, so it was not handed "
+            "to another worker; retry it to run it again"
         )
         for run in runs:
             try:

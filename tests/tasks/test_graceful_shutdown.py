@@ -1,0 +1,56 @@
+"""``scaffolder.EXPERIMENTAL_gracefulShutdown`` (CONTRACT §11.9): ``false`` does not wait for
+running tasks at shutdown; they are handed back at once (``startOver`` reopened, the others
+failed with a message naming the key). Absent or ``true`` drains (``test_recovery``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from scaffolder.app import create_app
+from scaffolder.services import build_services
+from scaffolder.settings import Settings
+from scaffolder.tasks.model import TaskStatus
+from tests.faults.harness import register, wait_until
+from tests.tasks.test_recovery import WAIT_STEPS, _events
+
+pytestmark = pytest.mark.both_engines
+
+
+def test_graceful_shutdown_false_hands_running_tasks_back_without_waiting(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # The default grace period (20 s) would otherwise let the tasks run on, and the failed
+    # one's message would name scaffolder.shutdownGracePeriod.
+    services = build_services(
+        make_settings({"scaffolder": {"EXPERIMENTAL_gracefulShutdown": False}})
+    )
+    try:
+        register(services, "again", WAIT_STEPS, start_over=True)
+        register(services, "once", WAIT_STEPS)
+        client = create_app(services=services).test_client()
+        again, once = (
+            client.post(
+                "/api/scaffolder/v2/tasks",
+                json={"templateRef": f"template:default/{n}", "values": {}},
+            ).json["id"]
+            for n in ("again", "once")
+        )
+        assert services.worker is not None
+        worker = services.worker
+        wait_until(lambda: sorted(worker.running) == sorted([again, once]), 30, "both running")
+        worker.stop()
+        store = services.broker.store
+        assert worker.running == []
+        assert store.get_task(again).status is TaskStatus.OPEN
+        assert _events(store, again)[-1] == ("recovered", {"recoverStrategy": "startOver"})
+        assert store.get_task(once).status is TaskStatus.FAILED
+        completion = _events(store, once)[-1]
+        assert completion[0] == "completion"
+        message = completion[1]["error"]["message"]
+        assert "scaffolder.EXPERIMENTAL_gracefulShutdown: false" in message
+        assert "shutdownGracePeriod" not in message
+    finally:
+        services.close()
