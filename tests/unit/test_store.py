@@ -65,6 +65,61 @@ def test_claim_hands_secrets_over_and_drops_them(store: SqlTaskStore, engine: sa
     assert store.get_task(task_id).status is TaskStatus.PROCESSING
 
 
+def test_claim_keeps_secrets_for_recovery_and_start_over(
+    store: SqlTaskStore, engine: sa.Engine
+) -> None:
+    recovering = store.create_task(spec=_spec(), secrets={"TOKEN": "a"}, created_by=None)
+    start_over = {**_spec(), "EXPERIMENTAL_recovery": {"EXPERIMENTAL_strategy": "startOver"}}
+    restartable = store.create_task(spec=start_over, secrets={"TOKEN": "b"}, created_by=None)
+    first = store.claim_task(keep_secrets=True)
+    second = store.claim_task()  # recovery off, but the template asks to start over
+    assert first is not None
+    assert second is not None
+    assert (first.id, first.secrets) == (recovering, {"TOKEN": "a"})
+    assert (second.id, second.secrets) == (restartable, {"TOKEN": "b"})
+    with engine.connect() as conn:
+        kept = dict(conn.execute(sa.select(tasks.c.id, tasks.c.secrets)).all())
+    assert kept[recovering] is not None
+    assert kept[restartable] is not None
+
+
+def test_claim_reports_creation_time_generation_and_first_run(store: SqlTaskStore) -> None:
+    task_id = store.create_task(spec=_spec(), secrets=None, created_by=None)
+    claimed = store.claim_task()
+    assert claimed is not None
+    assert claimed.first_run
+    assert claimed.generation == 0
+    assert claimed.created_at == store.get_task(task_id).created_at
+    store.emit(task_id, EventType.LOG, {"message": "ran"})
+    store.complete_task(task_id, TaskStatus.FAILED, {"message": "x"})
+    store.retry_task(task_id, secrets=None)
+    again = store.claim_task()
+    assert again is not None
+    assert again.id == task_id
+    assert not again.first_run  # the earlier run's events are there
+
+
+def test_complete_refuses_a_run_whose_task_was_recovered(store: SqlTaskStore) -> None:
+    start_over = {**_spec(), "EXPERIMENTAL_recovery": {"EXPERIMENTAL_strategy": "startOver"}}
+    task_id = store.create_task(spec=start_over, secrets=None, created_by=None)
+    old_run = store.claim_task()
+    assert old_run is not None
+    recovered = store.recover_stale_tasks(datetime(9999, 1, 1))
+    assert [(t.id, t.reopened) for t in recovered] == [(task_id, True)]
+    new_run = store.claim_task()
+    assert new_run is not None
+    assert new_run.generation > old_run.generation
+    with pytest.raises(ConflictError):  # processing again, but not the old run's any more
+        store.complete_task(
+            task_id, TaskStatus.COMPLETED, {"message": "late"}, generation=old_run.generation
+        )
+    done = store.complete_task(
+        task_id, TaskStatus.COMPLETED, {"message": "done"}, generation=new_run.generation
+    )
+    completions = [e for e in store.list_events(task_id) if e.type is EventType.COMPLETION]
+    assert [(e.id, e.body) for e in completions] == [(done.id, {"message": "done"})]
+
+
 def test_complete_only_from_processing(store: SqlTaskStore) -> None:
     task_id = store.create_task(spec=_spec(), secrets=None, created_by=None)
     with pytest.raises(ConflictError):

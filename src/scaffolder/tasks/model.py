@@ -121,6 +121,10 @@ class ClaimedTask:
     #: means the task was taken from this run (recovered or handed back): the run may then
     #: neither complete it nor go on.
     generation: int = 0
+    #: When the task was created, and whether this is its first run (no events yet): the
+    #: claim latency metric counts first runs only.
+    created_at: datetime | None = None
+    first_run: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -83,6 +83,19 @@ class SqlTaskStore:
             else insert_task
         )
         self._sql_get_task = sql(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?")
+        self._sql_has_events = sql("SELECT 1 FROM task_events WHERE task_id = ? LIMIT 1")
+        # PostgreSQL only: the claim, one statement (the oldest open task nobody else is
+        # claiming, its generation and whether it has run before).
+        self._sql_claim = sql(
+            "WITH c AS (SELECT id, secrets FROM tasks WHERE status = 'open' "
+            "ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "UPDATE tasks AS t SET status = 'processing', last_heartbeat_at = ? FROM c "
+            "WHERE t.id = c.id "
+            "RETURNING t.id, t.spec, c.secrets, t.created_by, t.state, t.created_at, "
+            "(SELECT COALESCE(MAX(e.id), 0) FROM task_events AS e "
+            "WHERE e.task_id = t.id AND e.event_type = 'recovered'), "
+            "EXISTS (SELECT 1 FROM task_events AS e WHERE e.task_id = t.id)"
+        )
         self._sql_insert_event = sql(
             "INSERT INTO task_events (task_id, body, event_type, created_at) "
             "VALUES (?, ?, ?, ?) RETURNING id"
@@ -172,20 +185,22 @@ class SqlTaskStore:
         """Take the oldest ``open`` task: status ``processing``, heartbeat now.
 
         Secrets are handed to the caller and removed from the row (unless ``keep_secrets``,
-        for task recovery), so they live only in the running worker's memory.
+        for task recovery, or a startOver template), so they live only in the running
+        worker's memory.
         """
-        lock = " FOR UPDATE SKIP LOCKED" if self._db.postgres else ""
+        if self._db.postgres:
+            return self._claim_task_postgres(keep_secrets=keep_secrets)
         with self._db.cursor(write=True) as cur:
             cur.execute(
                 self._db.sql(
-                    "SELECT id, spec, secrets, created_by, state FROM tasks "
-                    f"WHERE status = 'open' ORDER BY created_at LIMIT 1{lock}"
+                    "SELECT id, spec, secrets, created_by, state, created_at FROM tasks "
+                    "WHERE status = 'open' ORDER BY created_at LIMIT 1"
                 )
             )
             row = cur.fetchone()
             if row is None:
                 return None
-            task_id, spec_text, secrets_text, created_by, state_text = row
+            task_id, spec_text, secrets_text, created_by, state_text, created_at = row
             spec = json.loads(spec_text)
             keep = keep_secrets or is_recoverable(spec)
             cur.execute(
@@ -199,14 +214,47 @@ class SqlTaskStore:
             if cur.rowcount != 1:
                 return None
             generation = self._generation(cur, task_id)
-        state = json.loads(state_text)["state"] if state_text else {}
+            cur.execute(self._sql_has_events, (task_id,))
+            first_run = cur.fetchone() is None
+        return self._claimed(
+            (task_id, spec, secrets_text, created_by, state_text, created_at),
+            generation=generation,
+            first_run=first_run,
+        )
+
+    def _claim_task_postgres(self, *, keep_secrets: bool) -> ClaimedTask | None:
+        # One statement, in autocommit: one round trip for a claim instead of five. Secrets
+        # stay in the row for now; a run that must not keep them drops them with a second
+        # statement (rarely: only with task recovery off and no startOver).
+        with self._db.cursor(write=True, single=True) as cur:
+            cur.execute(self._sql_claim, (self._db.to_db(utcnow()),))
+            row = cur.fetchone()
+        if row is None:
+            return None
+        task_id, spec_text, secrets_text, created_by, state_text, created_at, gen, has = row
+        spec = json.loads(spec_text)
+        if secrets_text is not None and not (keep_secrets or is_recoverable(spec)):
+            with self._db.cursor(write=True, single=True) as cur:
+                cur.execute(
+                    self._db.sql("UPDATE tasks SET secrets = NULL WHERE id = ?"), (task_id,)
+                )
+        return self._claimed(
+            (task_id, spec, secrets_text, created_by, state_text, created_at),
+            generation=int(gen),
+            first_run=not has,
+        )
+
+    def _claimed(self, row: tuple[Any, ...], *, generation: int, first_run: bool) -> ClaimedTask:
+        task_id, spec, secrets_text, created_by, state_text, created_at = row
         return ClaimedTask(
             id=task_id,
             spec=spec,
             secrets=json.loads(secrets_text) if secrets_text else {},
             created_by=created_by,
-            state=state,
+            state=json.loads(state_text)["state"] if state_text else {},
             generation=generation,
+            created_at=self._db.from_db(created_at),
+            first_run=first_run,
         )
 
     def heartbeat(self, task_ids: Iterable[str]) -> None:
@@ -269,19 +317,49 @@ class SqlTaskStore:
                 "AND event_type = 'recovered' AND id > ?)"
             )
             params = (task_id, generation)
-        with self._db.cursor(write=True) as cur:
-            cur.execute(
-                self._db.sql(
-                    "UPDATE tasks SET status = ?, secrets = NULL "
-                    f"WHERE id = ? AND status = 'processing'{guard}"
-                ),
-                (status.value, task_id, *params),
-            )
-            if cur.rowcount != 1:
-                raise ConflictError(
-                    f"Refusing to update status of run {task_id} to status {status.value} "
-                    "as it is currently not processing or does not exist"
+        update = (
+            f"UPDATE tasks SET status = ?, secrets = NULL WHERE id = ? AND status = 'processing'"
+            f"{guard}"
+        )
+        conflict = ConflictError(
+            f"Refusing to update status of run {task_id} to status {status.value} "
+            "as it is currently not processing or does not exist"
+        )
+        if self._db.postgres:
+            # One statement in autocommit (status, event and notification): one round trip.
+            now = utcnow()
+            with self._db.cursor(write=True, single=True) as cur:
+                cur.execute(
+                    self._db.sql(
+                        f"WITH upd AS ({update} RETURNING id), "
+                        "ins AS (INSERT INTO task_events (task_id, body, event_type, created_at) "
+                        "SELECT id, ?, ?, ? FROM upd RETURNING id, task_id) "
+                        "SELECT ins.id, pg_notify(?, ins.task_id) FROM ins"
+                    ),
+                    (
+                        status.value,
+                        task_id,
+                        *params,
+                        dumps(body),
+                        EventType.COMPLETION.value,
+                        self._db.to_db(now),
+                        TASK_EVENTS_CHANNEL,
+                    ),
                 )
+                row = cur.fetchone()
+            if row is None:
+                raise conflict
+            return TaskEvent(
+                id=int(row[0]),
+                task_id=task_id,
+                type=EventType.COMPLETION,
+                body=body,
+                created_at=now,
+            )
+        with self._db.cursor(write=True) as cur:
+            cur.execute(self._db.sql(update), (status.value, task_id, *params))
+            if cur.rowcount != 1:
+                raise conflict
             event = self._insert_event(cur, task_id, EventType.COMPLETION, body)
             self._notify(cur, TASK_EVENTS_CHANNEL, task_id)
             return event
@@ -537,7 +615,7 @@ class SqlTaskStore:
 
     def save_state(self, task_id: str, state: dict[str, Any]) -> None:
         """Persist the task's state (``{"checkpoints": ..., "steps": ...}``)."""
-        with self._db.cursor(write=True) as cur:
+        with self._db.cursor(write=True, single=True) as cur:
             cur.execute(
                 self._db.sql("UPDATE tasks SET state = ? WHERE id = ?"),
                 (dumps({"state": state}), task_id),
