@@ -32,7 +32,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from scaffolder.errors import InputError
-from scaffolder.tasks.model import TaskStatus, is_recoverable, utcnow
+from scaffolder.tasks.model import TaskStatus
 from scaffolder.tasks.store import SqlTaskStore, TaskFilter
 
 if TYPE_CHECKING:
@@ -102,21 +102,10 @@ class Metrics:
 
     # --- RunObserver ---------------------------------------------------------------------
 
-    def run_started(self, task_id: str) -> None:
+    def task_claimed(self, waited_seconds: float | None) -> None:
         """Observe the claim latency of a task's first run (retries are not counted)."""
-        if self._store is None:
-            return
-        try:
-            task = self._store.get_task(task_id)
-            # A retried task has events from its earlier run; a startOver task hides them,
-            # so those are left out rather than measured from their creation.
-            if is_recoverable(task.spec) or self._store.list_events(task_id):
-                return
-            seconds = (utcnow() - task.created_at).total_seconds()
-        except Exception:
-            log.debug("no claim latency for task %s", task_id, exc_info=True)
-            return
-        self.claim_latency.observe(max(seconds, 0.0))
+        if waited_seconds is not None:
+            self.claim_latency.observe(waited_seconds)
 
     def step_finished(self, action_id: str, status: str, seconds: float) -> None:
         """Observe one step's duration."""

@@ -25,7 +25,7 @@ from urllib.parse import quote, quote_plus
 from scaffolder.actions.base import ActionContext, ActionLogger, CancelSignal, TemplateAction
 from scaffolder.actions.registry import ActionRegistry
 from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
-from scaffolder.tasks.model import is_recoverable
+from scaffolder.tasks.model import ClaimedTask, is_recoverable, utcnow
 from scaffolder.tasks.templating import UNDEFINED, Templater, is_truthy, to_js_string
 from scaffolder.validation import error_stacks, validate
 
@@ -54,8 +54,9 @@ class RunContext(Protocol):
 class RunObserver(Protocol):
     """Told when real (not dry) runs start and steps end: the metrics."""
 
-    def run_started(self, task_id: str) -> None:
-        """A worker starts running this task."""
+    def task_claimed(self, waited_seconds: float | None) -> None:
+        """A worker claimed a task: ``waited_seconds`` since its creation on its first run,
+        ``None`` for a retry or recovery."""
 
     def step_finished(self, action_id: str, status: str, seconds: float) -> None:
         """A step ran for ``seconds`` and ended ``completed``, ``failed`` or ``cancelled``."""
@@ -143,15 +144,22 @@ class WorkflowRunner:
         self._env_secrets = dict(environment_secrets or {})
         self._observer = observer
 
+    def claimed(self, task: ClaimedTask) -> None:
+        """Tell the observer a worker claimed ``task`` (the claim latency of first runs)."""
+        if self._observer is None:
+            return
+        waited = None
+        # A startOver task's earlier run is hidden from its events: not a first run either.
+        if task.first_run and task.created_at is not None and not is_recoverable(task.spec):
+            waited = max((utcnow() - task.created_at).total_seconds(), 0.0)
+        self._observer.task_claimed(waited)
+
     def execute(self, run: RunContext) -> RunResult:
         """Run every step; never raises for a step failure (it is in the result)."""
         spec = run.spec
         steps: list[dict[str, Any]] = list(spec.get("steps") or [])
         env_secrets = {} if run.is_dry_run else self._env_secrets
         redact = Redactor({**run.secrets, **env_secrets})
-        if self._observer is not None and not run.is_dry_run:
-            # Before the first event: the observer tells a first run by its having none.
-            self._observer.run_started(run.task_id)
         run.emit_log({"message": f"Starting up task with {len(steps)} steps"})
         resumable = not run.is_dry_run and (self._recovery_enabled or is_recoverable(dict(spec)))
         completed = _completed_steps(run.state) if resumable else {}

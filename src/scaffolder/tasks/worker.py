@@ -302,6 +302,7 @@ class TaskWorker:
     # --- one task ------------------------------------------------------------------------
 
     def _launch(self, claimed: ClaimedTask) -> None:
+        self._runner.claimed(claimed)
         run = _TaskRun(
             task_id=claimed.id,
             spec=claimed.spec,
