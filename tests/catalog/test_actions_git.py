@@ -267,8 +267,11 @@ def test_a_task_publishes_registers_and_a_retry_registers_again(
     (template_dir / "skeleton" / "catalog-info.yaml").write_text(
         dump({**component("${{ values.name }}"), "metadata": {"name": "${{ values.name }}"}})
     )
+    # Recovery off: the retry runs every step again (with it, the completed ones are skipped).
     services = make_catalog(
-        [{"type": "file", "target": str(template_dir / "template.yaml")}], with_worker=True
+        [{"type": "file", "target": str(template_dir / "template.yaml")}],
+        with_worker=True,
+        extra={"scaffolder": {"taskRecovery": {"enabled": False}}},
     )
 
     task_id = services.scaffolder.create_task(
