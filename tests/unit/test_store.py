@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from scaffolder.db.tables import tasks
 from scaffolder.errors import ConflictError, NotFoundError
 from scaffolder.tasks.model import EventType, TaskStatus
 from scaffolder.tasks.store import SqlTaskStore, TaskFilter
+from tests.postgres.cluster import PostgresServer
 
 pytestmark = pytest.mark.both_engines
 
@@ -118,6 +120,66 @@ def test_complete_refuses_a_run_whose_task_was_recovered(store: SqlTaskStore) ->
     )
     completions = [e for e in store.list_events(task_id) if e.type is EventType.COMPLETION]
     assert [(e.id, e.body) for e in completions] == [(done.id, {"message": "done"})]
+
+
+def test_a_kept_workspace_belongs_to_the_run_that_owns_the_task(store: SqlTaskStore) -> None:
+    # CONTRACT §11.6: what a run that did not complete keeps for a re-run, and when it goes.
+    start_over = {**_spec(), "EXPERIMENTAL_recovery": {"EXPERIMENTAL_strategy": "startOver"}}
+    task_id = store.create_task(spec=start_over, secrets=None, created_by=None)
+    assert store.load_workspace(task_id) is None
+    run = store.claim_task()
+    assert run is not None
+    state: dict[str, Any] = {"steps": {"a": {"status": "completed", "output": {}}}}
+    blob = bytes(range(256)) * 3  # not text: every byte value survives
+    assert store.save_workspace(task_id, state, blob, generation=run.generation)
+    assert store.load_workspace(task_id) == blob
+
+    # Recovered meanwhile: the old run may no longer replace (or drop) what is kept.
+    store.recover_stale_tasks(datetime(9999, 1, 1))
+    new_run = store.claim_task()
+    assert new_run is not None
+    assert new_run.state == state  # the state went in with the archive
+    assert not store.save_workspace(task_id, {}, b"late", generation=run.generation)
+    assert not store.save_workspace(task_id, {}, None, generation=run.generation)
+    assert store.load_workspace(task_id) == blob
+
+    # Failed (or cancelled): kept for a retry. Completed: dropped.
+    store.complete_task(task_id, TaskStatus.FAILED, {"message": "no"})
+    assert store.load_workspace(task_id) == blob
+    assert not store.save_workspace(task_id, state, b"x", generation=new_run.generation)
+    store.retry_task(task_id, secrets=None)
+    retried = store.claim_task()
+    assert retried is not None
+    assert store.load_workspace(task_id) == blob
+    store.complete_task(task_id, TaskStatus.COMPLETED, {"message": "ok"})
+    assert store.load_workspace(task_id) is None
+    assert store.claim_task() is None
+
+
+def test_the_workspace_column_is_added_to_existing_tasks(
+    db_url: str, request: pytest.FixtureRequest
+) -> None:
+    with ExitStack() as stack:
+        if not db_url.startswith("sqlite"):  # the test databases come migrated
+            server: PostgresServer = request.getfixturevalue("postgres")
+            db_url = stack.enter_context(server.database(migrated=False))
+        _upgrade_from_0003(db_url)
+
+
+def _upgrade_from_0003(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine, "0003")
+        store = SqlTaskStore(engine)
+        with engine.begin() as conn:
+            assert "workspace" not in {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
+        task_id = store.create_task(spec=_spec(), secrets=None, created_by=None)
+        upgrade(engine)
+        with engine.begin() as conn:
+            assert "workspace" in {c["name"] for c in sa.inspect(conn).get_columns("tasks")}
+        assert store.load_workspace(task_id) is None
+    finally:
+        engine.dispose()
 
 
 def test_complete_only_from_processing(store: SqlTaskStore) -> None:

@@ -24,6 +24,9 @@ tasks = sa.Table(
     sa.Column("secrets", sa.Text(), nullable=True),
     sa.Column("created_by", sa.Text(), nullable=True),
     sa.Column("state", sa.Text(), nullable=True),
+    # The workspace of a run that ended without completing (a gzipped tar), for a re-run
+    # that skips the steps it completed; dropped when the task completes (CONTRACT §11.6).
+    sa.Column("workspace", sa.LargeBinary(), nullable=True),
     sa.Index("tasks_status_idx", "status"),
     sa.Index("tasks_created_at_idx", "created_at"),
 )

@@ -306,6 +306,8 @@ class SqlTaskStore:
     ) -> TaskEvent:
         """Finish a ``processing`` task: status, secrets dropped, completion event, at once.
 
+        ``completed`` also drops the workspace a failed run kept (`save_workspace`).
+
         With ``generation`` (the run's `ClaimedTask.generation`), a run whose task was
         recovered meanwhile is refused too, even if another run has claimed it since.
         """
@@ -317,9 +319,12 @@ class SqlTaskStore:
                 "AND event_type = 'recovered' AND id > ?)"
             )
             params = (task_id, generation)
+        # A completed task needs its kept workspace no more; a failed or cancelled one keeps
+        # it for a retry. In the same statement: no extra round trip on the success path.
+        drop = ", workspace = NULL" if status is TaskStatus.COMPLETED else ""
         update = (
-            f"UPDATE tasks SET status = ?, secrets = NULL WHERE id = ? AND status = 'processing'"
-            f"{guard}"
+            f"UPDATE tasks SET status = ?, secrets = NULL{drop} "
+            f"WHERE id = ? AND status = 'processing'{guard}"
         )
         conflict = ConflictError(
             f"Refusing to update status of run {task_id} to status {status.value} "
@@ -620,6 +625,33 @@ class SqlTaskStore:
                 self._db.sql("UPDATE tasks SET state = ? WHERE id = ?"),
                 (dumps({"state": state}), task_id),
             )
+
+    def save_workspace(
+        self, task_id: str, state: dict[str, Any], archive: bytes | None, *, generation: int
+    ) -> bool:
+        """Keep ``archive`` (a workspace; ``None`` drops the one kept) with the state it goes with.
+
+        Only while the run of ``generation`` still owns the task (``processing``, not recovered
+        since): a run taken from us must not replace what the run that took it relies on.
+        Returns whether it was written.
+        """
+        with self._db.cursor(write=True, single=True) as cur:
+            cur.execute(
+                self._db.sql(
+                    "UPDATE tasks SET state = ?, workspace = ? "
+                    "WHERE id = ? AND status = 'processing' AND NOT EXISTS (SELECT 1 FROM "
+                    "task_events WHERE task_id = ? AND event_type = 'recovered' AND id > ?)"
+                ),
+                (dumps({"state": state}), archive, task_id, task_id, generation),
+            )
+            return bool(cur.rowcount == 1)
+
+    def load_workspace(self, task_id: str) -> bytes | None:
+        """The workspace an earlier run of the task kept (`save_workspace`), if any."""
+        with self._db.cursor(single=True) as cur:
+            cur.execute(self._db.sql("SELECT workspace FROM tasks WHERE id = ?"), (task_id,))
+            row = cur.fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else None
 
     # --- events --------------------------------------------------------------------------
 
