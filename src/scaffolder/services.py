@@ -113,6 +113,7 @@ def build_services(
         environment_secrets=settings.default_environment_secrets,
         observer=metrics,
         recovery_enabled=settings.task_recovery_enabled,
+        workspace_max_bytes=settings.task_recovery_workspace_max_bytes,
     )
     broker = TaskBroker(store)
     broker.start()  # on PostgreSQL: hear other processes' tasks and events (LISTEN)

@@ -36,6 +36,9 @@ DEFAULT_TASK_TIMEOUT_SECONDS = 24 * 3600.0
 DEFAULT_TASK_TIMEOUT_JANITOR_SECONDS = 5 * 60.0
 #: ``scaffolder.taskRecovery.staleTimeout``: upstream's default (``{ seconds: 30 }``).
 DEFAULT_RECOVERY_STALE_SECONDS = 30.0
+#: ``scaffolder.taskRecovery.workspaceMaxBytes``: the largest workspace archive (gzipped)
+#: kept in a task row for a re-run that skips completed steps.
+DEFAULT_WORKSPACE_MAX_BYTES = 64 * 1024 * 1024
 #: ``scaffolder.shutdownGracePeriod``: what running tasks get after SIGTERM, under the 30 s
 #: an orchestrator waits by default before SIGKILL (ECS ``stopTimeout``, Kubernetes
 #: ``terminationGracePeriodSeconds``).
@@ -116,6 +119,9 @@ class Settings:
     task_recovery_enabled: bool = True
     #: ``scaffolder.taskRecovery.staleTimeout``: a heartbeat older than this is a dead worker.
     task_recovery_stale_seconds: float = DEFAULT_RECOVERY_STALE_SECONDS
+    #: ``scaffolder.taskRecovery.workspaceMaxBytes``: a larger workspace archive is not kept
+    #: (``0``: none is), and a re-run then runs every step again.
+    task_recovery_workspace_max_bytes: int = DEFAULT_WORKSPACE_MAX_BYTES
     #: ``scaffolder.shutdownGracePeriod``: how long SIGTERM waits for running tasks.
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
     #: ``scaffolder.EXPERIMENTAL_gracefulShutdown``: ``False`` hands running tasks back at
@@ -226,6 +232,10 @@ class Settings:
                     ),
                 ),
                 "scaffolder.taskRecovery.staleTimeout",
+            ),
+            task_recovery_workspace_max_bytes=_non_negative_int(
+                recovery.get("workspaceMaxBytes", DEFAULT_WORKSPACE_MAX_BYTES),
+                "scaffolder.taskRecovery.workspaceMaxBytes",
             ),
             task_timeout_seconds=_duration(
                 scaffolder.get("taskTimeout", {"seconds": DEFAULT_TASK_TIMEOUT_SECONDS}),
@@ -378,6 +388,13 @@ def _int(value: Any, key: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise InputError(f"Config key '{key}' must be an integer, got {value!r}") from None
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    number = _int(value, key)
+    if number < 0 or isinstance(value, bool):
+        raise InputError(f"Config key '{key}' must be a non-negative integer, got {value!r}")
+    return number
 
 
 #: Seconds in each unit of Backstage's ``HumanDuration`` (a month is 30 days, a year 365).

@@ -72,6 +72,23 @@ def _check_resumed_after_effect(services: Services, task_id: str) -> None:
     assert [b["stepId"] for b in rerun if b.get("status") == "processing"] == ["block", "done"]
 
 
+def _check_ran_all_again(services: Services, task_id: str) -> None:
+    """The run after the recovery had no kept workspace: it ran every step again."""
+    events = _all_events(services, task_id)
+    last_recovery = max(i for i, (type_, _) in enumerate(events) if type_ == "recovered")
+    rerun = [body for type_, body in events[last_recovery + 1 :] if type_ == "log"]
+    assert rerun[1] == {
+        "message": "Workspace of the previous run is not available; running all 3 steps again"
+    }
+    assert not [b for b in rerun if str(b["message"]).startswith(("Task recovered", "Skipping"))]
+    processing = [b["stepId"] for b in rerun if b.get("status") == "processing"]
+    assert processing == ["effect", "block", "done"]
+
+
+def _kept_workspace(services: Services, task_id: str) -> bytes | None:
+    return services.broker.store.load_workspace(task_id)
+
+
 def test_sigkill_mid_task_recovers_on_another_worker(
     api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str, site: Path
 ) -> None:
@@ -99,12 +116,13 @@ def test_sigkill_mid_task_recovers_on_another_worker(
             )
             b_log = second["b"].output()
 
-    # startOver: run again on b, from the step that was running: the effect step completed
-    # before the kill, so b skips it (its saved state), and never repeats its side effect.
+    # startOver: run again on b. The effect step completed before the kill, but a killed
+    # worker kept no workspace for it (CONTRACT §11.6): b runs every step again, and the
+    # checkpoint keeps the side effect from repeating.
     assert status(services, again) == "completed"
-    assert paths.lines(paths.runs).count(again) == 1
+    assert paths.lines(paths.runs).count(again) == 2
     assert paths.lines(paths.effects).count(again) == 1
-    _check_resumed_after_effect(services, again)
+    _check_ran_all_again(services, again)
     again_types = [t for t, _ in _all_events(services, again)]
     assert again_types.count("recovered") == 1
     assert again_types.count("completion") == 1
@@ -162,8 +180,12 @@ def test_sigterm_drains_then_hands_back(
     message = str(once_events[-1][1]["error"])
     assert "shut down" in message
     assert "scaffolder.shutdownGracePeriod" in message
-    # startOver: handed back at once, open for another worker (never left processing).
+    # startOver: handed back at once, open for another worker (never left processing), with
+    # its workspace kept for the steps it completed; so is the failed one's, for a retry.
     assert status(services, ids["again"]) == "open"
+    assert _kept_workspace(services, ids["again"]) is not None
+    assert _kept_workspace(services, ids["once"]) is not None
+    assert _kept_workspace(services, ids["finishing"]) is None
     assert _all_events(services, ids["again"])[-1] == (
         "recovered",
         {"recoverStrategy": "startOver"},
@@ -176,6 +198,7 @@ def test_sigterm_drains_then_hands_back(
     assert paths.lines(paths.effects).count(ids["again"]) == 1
     assert paths.lines(paths.runs).count(ids["again"]) == 1  # b skipped the completed step
     _check_resumed_after_effect(services, ids["again"])
+    assert _kept_workspace(services, ids["again"]) is None  # completed: dropped
     assert paths.lines(paths.runs).count(ids["once"]) == 1
     for task_id in ids.values():
         assert [t for t, _ in _all_events(services, task_id)].count("completion") == 1

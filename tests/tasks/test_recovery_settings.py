@@ -22,6 +22,13 @@ def test_defaults() -> None:
     assert settings.task_timeout_seconds == 24 * 3600.0
     assert settings.task_timeout_janitor_seconds == 300.0
     assert settings.graceful_shutdown is True
+    assert settings.task_recovery_workspace_max_bytes == 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("value", [0, 1024, "2048"])
+def test_workspace_max_bytes(value: Any) -> None:
+    settings = _settings({"taskRecovery": {"workspaceMaxBytes": value}})
+    assert settings.task_recovery_workspace_max_bytes == int(value)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +101,9 @@ def test_graceful_shutdown_false_with_a_grace_period_is_refused() -> None:
         {"taskTimeout": 3600},
         {"taskTimeoutJanitorFrequency": "5m"},
         {"EXPERIMENTAL_gracefulShutdown": "false"},
+        {"taskRecovery": {"workspaceMaxBytes": -1}},
+        {"taskRecovery": {"workspaceMaxBytes": "64MiB"}},
+        {"taskRecovery": {"workspaceMaxBytes": True}},
     ],
 )
 def test_bad_values_are_refused_with_the_key(scaffolder: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """Step-state resume (CONTRACT §11.6): a re-run of a task skips the steps an earlier run
-completed and restores their outputs.
+completed and restores their outputs (their files: tests/tasks/test_workspace_resume.py).
 
 Each action counts its runs per task, so a skipped step shows as a count of one across two
 runs; ``test:record`` keeps what a later step was given, so a restored output shows as the
@@ -172,15 +172,19 @@ def resumable(
 
 
 @pytest.mark.parametrize("resumable", [True, False], indirect=True, ids=["on", "off"])
-def test_a_recovered_start_over_task_skips_its_completed_steps(
+def test_a_recovered_start_over_task_runs_every_step_again_without_a_kept_workspace(
     resumable: Services, actions: Actions
 ) -> None:
-    # startOver saves and resumes step state whether or not recovery is enabled.
+    # startOver saves step state whether or not recovery is enabled. But a recovered task's
+    # worker is taken for dead: it kept no workspace (the run here, taken from, may not keep
+    # one), so the saved steps' files are gone and every step runs again (§11.6). The
+    # checkpoint keeps the side effect from repeating.
     services = resumable
     _template(services, "again", "gate", start_over=True)
     task_id = _create(create_app(services=services).test_client(), "again")
     assert actions.gate_entered.wait(30)
     services.broker.events.flush()  # the first run's lines so far, before its recovery
+    assert set(_state(services, task_id)["state"]["steps"]) == {"make"}
     # Another process judged this run's worker dead: the task is reopened to start over,
     # the run here is told to stop, and the worker claims the task again.
     recovered = services.broker.store.recover_stale_tasks(utcnow() + timedelta(seconds=60))
@@ -188,34 +192,29 @@ def test_a_recovered_start_over_task_skips_its_completed_steps(
     services.broker.hub.work_available()
 
     assert wait_for_status(services, task_id, timeout=30) == "completed"
-    assert actions.runs[(task_id, "make")] == 1  # skipped on the second run
-    assert actions.effects[task_id] == 1
-    assert actions.runs[(task_id, "middle")] == 2  # it never completed: ran again
-    assert actions.recorded[task_id] == ["made-1"]  # the first run's output, restored
-    assert _completion(services, task_id)["output"] == {"token": "made-1", "n": 1}
+    assert actions.runs[(task_id, "make")] == 2  # run again: its files were not kept
+    assert actions.effects[task_id] == 1  # its checkpoint held
+    assert actions.runs[(task_id, "middle")] == 2
+    assert actions.recorded[task_id] == ["made-2"]  # the second run's output
+    assert _completion(services, task_id)["output"] == {"token": "made-2", "n": 2}
 
     rerun = _last_run(services, task_id)
-    assert rerun[0] == {"message": "Starting up task with 3 steps"}
-    assert rerun[1] == {"message": RESUMED.format(n=1)}
-    assert rerun[2] == {
-        "message": SKIPPED.format(id="make"),
-        "stepId": "make",
-        "status": "completed",
-    }
-    assert "Beginning step Make" not in [b["message"] for b in rerun]
-    assert rerun[3] == {
-        "message": "Beginning step Middle",
-        "stepId": "middle",
-        "status": "processing",
-    }
+    assert rerun[:3] == [
+        {"message": "Starting up task with 3 steps"},
+        {"message": "Workspace of the previous run is not available; running all 3 steps again"},
+        {"message": "Beginning step Make", "stepId": "make", "status": "processing"},
+    ]
+    messages = [b["message"] for b in rerun]
+    assert not [m for m in messages if m.startswith(("Task recovered", "Skipping step"))]
 
-    # Checkpoints and completed steps share the one state document.
+    # Checkpoints and completed steps share the one state document; the steps are this
+    # run's.
     state = _state(services, task_id)["state"]
     assert set(state) == {"checkpoints", "steps"}
     assert "v1.task.checkpoint.make.effect" in state["checkpoints"]
     assert state["steps"]["make"] == {
         "status": "completed",
-        "output": {"token": "made-1", "parts": {"n": 1}},
+        "output": {"token": "made-2", "parts": {"n": 2}},
     }
     assert set(state["steps"]) == {"make", "middle", "use"}
     # The first run was stopped (not left blocking) before the second began: they share the

@@ -5,7 +5,9 @@ is the `RunContext` it is given.
 
 With task recovery on (or a ``startOver`` template), each completed step is saved in the
 task's state with its output, and a re-run of the task (recovered, handed back, or retried)
-skips the saved steps and restores their outputs (CONTRACT §11.6).
+skips the saved steps and restores their outputs (CONTRACT §11.6). Their files too: a run that
+ends without completing keeps its workspace in the task row (`workspace_archive`), and the
+re-run unpacks it first; without it (a killed worker never kept one) every step runs again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 import re
 import shutil
 import time
@@ -25,9 +28,19 @@ from urllib.parse import quote, quote_plus
 from scaffolder.actions.base import ActionContext, ActionLogger, CancelSignal, TemplateAction
 from scaffolder.actions.registry import ActionRegistry
 from scaffolder.errors import InputError, ScaffolderError, TaskCancelledError
+from scaffolder.settings import DEFAULT_WORKSPACE_MAX_BYTES
 from scaffolder.tasks.model import ClaimedTask, is_recoverable, utcnow
 from scaffolder.tasks.templating import UNDEFINED, Templater, is_truthy, to_js_string
+from scaffolder.tasks.workspace_archive import (
+    UnsafeArchiveError,
+    WorkspaceTooLargeError,
+    archived_steps,
+    pack_workspace,
+    unpack_workspace,
+)
 from scaffolder.validation import error_stacks, validate
+
+log = logging.getLogger(__name__)
 
 _STATUS_FUNCTIONS = re.compile(r"\b(always|failure)\s*\(\s*\)")
 _SECRET_MASK = "***"  # noqa: S105 - the mask, not a secret
@@ -49,6 +62,12 @@ class RunContext(Protocol):
 
     def save_state(self) -> None:
         """Persist ``state`` (checkpoints, completed steps) so a re-run can read it."""
+
+    def load_workspace(self) -> bytes | None:
+        """The workspace archive an earlier run of the task kept, if any."""
+
+    def save_workspace(self, archive: bytes | None) -> None:
+        """Persist ``state`` and keep ``archive`` for a re-run (``None``: drop the kept one)."""
 
 
 class RunObserver(Protocol):
@@ -125,6 +144,8 @@ class WorkflowRunner:
         recovery_enabled: ``scaffolder.taskRecovery.enabled``: save each completed step in
             the task's state and skip the saved ones on a re-run (``startOver`` templates
             do so either way).
+        workspace_max_bytes: ``scaffolder.taskRecovery.workspaceMaxBytes``: the largest
+            workspace archive (gzipped) kept for such a re-run; ``0`` keeps none.
     """
 
     def __init__(
@@ -136,9 +157,11 @@ class WorkflowRunner:
         environment_secrets: Mapping[str, str] | None = None,
         observer: RunObserver | None = None,
         recovery_enabled: bool = False,
+        workspace_max_bytes: int = DEFAULT_WORKSPACE_MAX_BYTES,
     ) -> None:
         self._registry = registry
         self._recovery_enabled = recovery_enabled
+        self._workspace_max_bytes = workspace_max_bytes
         self._templater = templater
         self._env_parameters = dict(environment_parameters or {})
         self._env_secrets = dict(environment_secrets or {})
@@ -163,6 +186,8 @@ class WorkflowRunner:
         run.emit_log({"message": f"Starting up task with {len(steps)} steps"})
         resumable = not run.is_dry_run and (self._recovery_enabled or is_recoverable(dict(spec)))
         completed = _completed_steps(run.state) if resumable else {}
+        if completed:
+            completed = self._restore_workspace(run, steps, completed, redact)
         if completed:
             run.emit_log(
                 {
@@ -257,9 +282,93 @@ class WorkflowRunner:
 
         if first_error is not None:
             status = "cancelled" if run.signal.cancelled else "failed"
+            if resumable:
+                self._keep_workspace(run)
             return RunResult(status=status, error=first_error)
         output = self._render_output(spec.get("output") or {}, base_context)
         return RunResult(status="completed", output=output)
+
+    # --- the workspace of a re-run ---------------------------------------------------------
+
+    def _restore_workspace(
+        self,
+        run: RunContext,
+        steps: list[dict[str, Any]],
+        completed: dict[str, dict[str, Any]],
+        redact: Redactor,
+    ) -> dict[str, dict[str, Any]]:
+        """The saved steps this re-run skips, their files unpacked into its workspace.
+
+        Those the kept archive holds the work of (it may be older than the last saved
+        steps: a worker killed after it restored the archive keeps none). Without a usable
+        archive, none: the saved steps are forgotten (their files are gone) and every step
+        runs again; checkpoints still keep side effects from repeating.
+        """
+        if all(str(step.get("id")) in completed for step in steps):
+            return completed  # no step runs, so none needs their files
+        archive = run.load_workspace()
+        why = "is not available"
+        if archive is not None:
+            try:
+                archived = set(archived_steps(archive))
+                if archived and archived <= set(completed):
+                    unpack_workspace(
+                        archive, run.workspace_path, max_bytes=self._workspace_max_bytes
+                    )
+                    return {k: v for k, v in completed.items() if k in archived}
+                why = "does not match the saved steps"
+            except UnsafeArchiveError as exc:
+                log.warning("task %s: the kept workspace archive was refused: %s", run.task_id, exc)
+                why = f"was refused: {exc.message}"
+                # Whatever part of it was unpacked (all inside the workspace) goes.
+                shutil.rmtree(run.workspace_path, ignore_errors=True)
+                run.workspace_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        run.state.pop("steps", None)
+        run.save_workspace(None)
+        run.emit_log(
+            {
+                "message": redact(
+                    f"Workspace of the previous run {why}; running all {len(steps)} steps again"
+                )
+            }
+        )
+        return {}
+
+    def _keep_workspace(self, run: RunContext) -> None:
+        """Keep the workspace of a run that did not complete, for a re-run (CONTRACT §11.6).
+
+        Only with saved steps (the re-run skips them). Over the cap nothing is kept, and the
+        archive an earlier run kept goes too: it lacks this run's work.
+        """
+        saved = _completed_steps(run.state)
+        if not saved:
+            return
+        archive: bytes | None = None
+        try:
+            if self._workspace_max_bytes > 0:
+                archive = pack_workspace(
+                    run.workspace_path, steps=saved, max_bytes=self._workspace_max_bytes
+                )
+        except WorkspaceTooLargeError as exc:
+            log.warning(
+                "task %s: workspace not kept for a retry, %s "
+                "(scaffolder.taskRecovery.workspaceMaxBytes: %d); a retry runs every step again",
+                run.task_id,
+                exc.message,
+                self._workspace_max_bytes,
+            )
+            run.emit_log(
+                {
+                    "message": f"The workspace was not kept for a retry: {exc.message} "
+                    "(scaffolder.taskRecovery.workspaceMaxBytes); a retry runs every step again"
+                }
+            )
+        except OSError:
+            log.exception("task %s: the workspace could not be archived", run.task_id)
+        try:
+            run.save_workspace(archive)
+        except Exception:  # the run's result stands; a retry then runs every step again
+            log.exception("task %s: keeping its workspace failed", run.task_id)
 
     # --- one step ----------------------------------------------------------------------
 

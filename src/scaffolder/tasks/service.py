@@ -294,6 +294,13 @@ class _DryRun:
     def save_state(self) -> None:
         """A dry run keeps no state."""
 
+    def load_workspace(self) -> bytes | None:
+        """A dry run has no earlier run."""
+        return None
+
+    def save_workspace(self, archive: bytes | None) -> None:
+        """A dry run keeps no workspace."""
+
 
 def parameter_steps(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """``spec.parameters`` as a list (one object, a list, or nothing)."""

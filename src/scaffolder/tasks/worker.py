@@ -74,6 +74,15 @@ class _TaskRun:
         # Even after a release: a checkpoint records a side effect that did happen.
         self.broker.store.save_state(self.task_id, self.state)
 
+    def load_workspace(self) -> bytes | None:
+        return self.broker.store.load_workspace(self.task_id)
+
+    def save_workspace(self, archive: bytes | None) -> None:
+        # Refused once the task is no longer this run's (its generation is past).
+        self.broker.store.save_workspace(
+            self.task_id, self.state, archive, generation=self.generation
+        )
+
 
 class TaskWorker:
     """Runs up to ``concurrency`` tasks at once, each in its own thread.
