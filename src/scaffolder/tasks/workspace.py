@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from scaffolder.errors import InputError
@@ -25,11 +27,52 @@ def resolve_within(root: Path, user_path: str, *, input_name: str) -> Path:
     """
     if "\x00" in user_path:
         raise InputError(f"Invalid input '{input_name}': path contains a NUL byte")
-    base = root.resolve()
-    candidate = (base / user_path).resolve()
-    if candidate != base and base not in candidate.parents:
+    base = _real_root(os.fspath(root))
+    plain = _plain_path_below(base, user_path)
+    if plain is not None:
+        return Path(plain)
+    candidate = (Path(base) / user_path).resolve()
+    if candidate != Path(base) and Path(base) not in candidate.parents:
         raise InputError(f"Invalid input '{input_name}' ({user_path!r}): {_OUTSIDE}")
     return candidate
+
+
+@functools.lru_cache(maxsize=256)
+def _real_root(root: str) -> str:
+    # A workspace is a directory we made (never a link) in the configured working
+    # directory, so its real path does not change while tasks run there; resolving it once
+    # saves an lstat per component of its path on every path a step resolves.
+    return os.path.realpath(root)
+
+
+def _plain_path_below(base: str, user_path: str) -> str | None:
+    """``base/user_path`` when it is relative, has no ``..`` and crosses no symlink; else None.
+
+    Such a path cannot lead out of ``base``, and its real path is itself: one lstat per
+    component below ``base`` (up to the first that does not exist) instead of `realpath`'s
+    lstat of every component from ``/``. Anything else takes the full resolution.
+    """
+    if user_path.startswith("/"):
+        return None
+    parts = [part for part in user_path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None
+    path = base
+    exists = True
+    for part in parts:
+        path = f"{path}/{part}"
+        if not exists:
+            continue
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            exists = False
+            continue
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return path
 
 
 def is_within(root: Path, path: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from scaffolder.actions.base import ActionContext, TemplateAction
@@ -30,10 +31,10 @@ def create_debug_log_action() -> TemplateAction:
         root = os.path.abspath(ctx.workspace_path)
         real_root = os.path.realpath(root)
         lines: list[str] = []
-        for path in _list_files(root):
-            rel = os.path.relpath(path, root)
+        for entry in _list_files(root):
+            rel = os.path.relpath(entry.path, root)
             if mode == "with-contents":
-                lines.append(f" - {rel}:\n\n  {_read_text(path, real_root)}")
+                lines.append(f" - {rel}:\n\n  {_read_text(entry, real_root)}")
             else:
                 lines.append(f"  - {rel}")
         ctx.logger.info("Workspace:\n" + "\n".join(lines))
@@ -41,22 +42,37 @@ def create_debug_log_action() -> TemplateAction:
     return build_action(ACTION_ID, handler, supports_dry_run=True)
 
 
-def _list_files(directory: str) -> list[str]:
+def _list_files(directory: str) -> list[os.DirEntry[str]]:
     # Backstage's recursiveReadDir: names sorted, each directory expanded where it stands.
-    files: list[str] = []
+    files: list[os.DirEntry[str]] = []
     with os.scandir(directory) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             files.extend(_list_files(entry.path))
         else:
-            files.append(entry.path)
+            files.append(entry)
     return files
 
 
-def _read_text(path: str, real_root: str) -> str:
-    real = os.path.realpath(path)
-    if not is_inside(real_root, real) or not os.path.isfile(real):
+def _read_text(entry: os.DirEntry[str], real_root: str) -> str:
+    """A listed file's text; "" for what is not a file or leads out of the workspace."""
+    if entry.is_symlink():
+        real = os.path.realpath(entry.path)
+        if not is_inside(real_root, real) or not os.path.isfile(real):
+            return ""
+        path, flags = real, os.O_RDONLY
+    elif entry.is_file(follow_symlinks=False):
+        # Reached by a walk that follows no link, so inside the workspace: no realpath (one
+        # lstat per path component). O_NOFOLLOW: not through a link put there since.
+        path, flags = entry.path, os.O_RDONLY | os.O_NOFOLLOW
+    else:
         return ""
-    with open(real, "rb") as f:
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link after the listing
+            return ""
+        raise
+    with open(fd, "rb") as f:
         return f.read().decode("utf-8", errors="replace")
