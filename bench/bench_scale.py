@@ -529,6 +529,10 @@ def load(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
         f"{res['event_latency_during_posts']['p99_ms']}, after "
         f"{res['event_latency_after_posts']['p99_ms']})"
     )
+    log(
+        f"[{setup.name}] CPU seconds by process (user+system): "
+        + ", ".join(f"{pid}: {cpu} ({pids_sys[pid]} system)" for pid, cpu in pids_cpu.items())
+    )
     if heard:
         log(
             f"[{setup.name}] latency split p50/p99: logged -> notified "

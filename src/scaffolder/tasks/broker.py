@@ -119,6 +119,10 @@ class EventHub:
         self.work_available()
 
 
+#: A task event as the writer queues it: task id, type, body (JSON), createdAt.
+_EventRow = tuple[str, EventType, str, datetime]
+
+
 class EventWriter:
     """Writes log events in batches, in the order they were logged, and wakes their readers.
 
@@ -139,25 +143,41 @@ class EventWriter:
     def __init__(self, store: SqlTaskStore, hub: EventHub) -> None:
         self._store = store
         self._hub = hub
-        self._queue: queue.SimpleQueue[tuple[str, EventType, str, datetime]] = queue.SimpleQueue()
+        # (sequence number, row): the number orders submissions for `flush`.
+        self._queue: queue.SimpleQueue[tuple[int, _EventRow]] = queue.SimpleQueue()
         self._order = threading.Lock()  # createdAt (and so the ids) never go backwards
         self._writing = threading.Lock()  # one write at a time, in queue order
+        self._submitted = 0  # under _order
+        self._written = 0  # under _stored: every submission up to here is stored
+        self._stored = threading.Condition()
 
     def submit(self, task_id: str, type_: EventType, body: dict[str, Any]) -> None:
         """Store an event, with ``createdAt`` now; at once, or with the write in flight."""
         data = dumps(body)
         with self._order:
-            self._queue.put((task_id, type_, data, utcnow()))
-        self._drain(block=False)
+            self._submitted += 1
+            self._queue.put((self._submitted, (task_id, type_, data, utcnow())))
+        self._drain()
 
     def flush(self) -> None:
-        """Return once every event submitted so far is in the database."""
-        self._drain(block=True)
+        """Return once every event submitted so far is in the database.
 
-    def _drain(self, *, block: bool) -> None:
+        It waits for the writes that take its events, or writes them itself when no write
+        is in flight; it never queues for the write lock behind threads that keep logging.
+        """
+        with self._order:
+            target = self._submitted
+        while True:
+            with self._stored:
+                # Bounded: a safety net, the write that takes our events notifies.
+                if self._stored.wait_for(lambda: self._written >= target, timeout=0.05):
+                    return
+            self._drain()
+
+    def _drain(self) -> None:
         # The check after the release closes the race with a thread whose own attempt
         # failed while this one still held the lock: its line is in the queue by then.
-        while self._writing.acquire(blocking=block):
+        while self._writing.acquire(blocking=False):
             try:
                 while batch := self._take():
                     self._write(batch)
@@ -165,22 +185,25 @@ class EventWriter:
                 self._writing.release()
             if self._queue.empty():
                 return
-            block = False
 
-    def _take(self) -> list[tuple[str, EventType, str, datetime]]:
-        items: list[tuple[str, EventType, str, datetime]] = []
+    def _take(self) -> list[tuple[int, _EventRow]]:
+        items: list[tuple[int, _EventRow]] = []
         with contextlib.suppress(queue.Empty):
             while len(items) < MAX_EVENT_BATCH:
                 items.append(self._queue.get_nowait())
         return items
 
-    def _write(self, events: list[tuple[str, EventType, str, datetime]]) -> None:
+    def _write(self, batch: list[tuple[int, _EventRow]]) -> None:
+        events = [row for _, row in batch]
         try:
             self._store.emit_many(events)
         except Exception:
             log.exception("writing %d task events failed", len(events))
         for task_id in {e[0] for e in events}:
             self._hub.published(task_id)
+        with self._stored:
+            self._written = batch[-1][0]  # in queue order: the highest yet
+            self._stored.notify_all()
 
 
 class TaskBroker:
