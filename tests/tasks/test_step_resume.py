@@ -175,16 +175,18 @@ def resumable(
 def test_a_recovered_start_over_task_runs_every_step_again_without_a_kept_workspace(
     resumable: Services, actions: Actions
 ) -> None:
-    # startOver saves step state whether or not recovery is enabled. But a recovered task's
-    # worker is taken for dead: it kept no workspace (the run here, taken from, may not keep
-    # one), so the saved steps' files are gone and every step runs again (§11.6). The
-    # checkpoint keeps the side effect from repeating.
+    # startOver keeps step state whether or not recovery is enabled, stored when the run
+    # ends (with its workspace, or with the completion). A recovered task's worker is taken
+    # for dead: it stored neither (the run here, taken from, may not), so every step runs
+    # again (§11.6). The checkpoint, stored at once, keeps the side effect from repeating.
     services = resumable
     _template(services, "again", "gate", start_over=True)
     task_id = _create(create_app(services=services).test_client(), "again")
     assert actions.gate_entered.wait(30)
     services.broker.events.flush()  # the first run's lines so far, before its recovery
-    assert set(_state(services, task_id)["state"]["steps"]) == {"make"}
+    mid_run = _state(services, task_id)["state"]
+    assert "v1.task.checkpoint.make.effect" in mid_run["checkpoints"]
+    assert "steps" not in mid_run  # not after each step: only when the run ends
     # Another process judged this run's worker dead: the task is reopened to start over,
     # the run here is told to stop, and the worker claims the task again.
     recovered = services.broker.store.recover_stale_tasks(utcnow() + timedelta(seconds=60))
@@ -199,9 +201,8 @@ def test_a_recovered_start_over_task_runs_every_step_again_without_a_kept_worksp
     assert _completion(services, task_id)["output"] == {"token": "made-2", "n": 2}
 
     rerun = _last_run(services, task_id)
-    assert rerun[:3] == [
+    assert rerun[:2] == [
         {"message": "Starting up task with 3 steps"},
-        {"message": "Workspace of the previous run is not available; running all 3 steps again"},
         {"message": "Beginning step Make", "stepId": "make", "status": "processing"},
     ]
     messages = [b["message"] for b in rerun]

@@ -262,14 +262,16 @@ class TaskBroker:
         body: dict[str, Any],
         *,
         generation: int | None = None,
+        state: dict[str, Any] | None = None,
     ) -> TaskEvent:
         """Finish a task, after its log events, and wake its readers.
 
         ``generation`` is the run's claim generation: a run whose task was recovered
-        meanwhile gets a `ConflictError` instead of finishing someone else's run.
+        meanwhile gets a `ConflictError` instead of finishing someone else's run. ``state``
+        is stored with the completion (see `SqlTaskStore.complete_task`).
         """
         self.events.flush()
-        event = self.store.complete_task(task_id, status, body, generation=generation)
+        event = self.store.complete_task(task_id, status, body, generation=generation, state=state)
         self.hub.published(task_id)
         return event
 

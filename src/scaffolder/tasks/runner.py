@@ -262,9 +262,11 @@ class WorkflowRunner:
                         f"Step {step_id} ({name}) of task {run.task_id} has been cancelled."
                     )
                 if resumable:
+                    # Stored when the run ends (with the completion, or with the workspace
+                    # it keeps), not after each step: a re-run can use the steps only with
+                    # their files, which exist only once the run has ended.
                     steps_state = run.state.setdefault("steps", {})
                     steps_state[step_id] = {"status": "completed", "output": outputs}
-                    run.save_state()
                 self._step_finished(run, step, started, "completed")
                 run.emit_log(
                     {"message": f"Finished step {name}", "stepId": step_id, "status": "completed"}

@@ -303,10 +303,12 @@ class SqlTaskStore:
         body: dict[str, Any],
         *,
         generation: int | None = None,
+        state: dict[str, Any] | None = None,
     ) -> TaskEvent:
         """Finish a ``processing`` task: status, secrets dropped, completion event, at once.
 
         ``completed`` also drops the workspace a failed run kept (`save_workspace`).
+        ``state`` (checkpoints, completed steps), when given, is stored in the same statement.
 
         With ``generation`` (the run's `ClaimedTask.generation`), a run whose task was
         recovered meanwhile is refused too, even if another run has claimed it since.
@@ -322,8 +324,10 @@ class SqlTaskStore:
         # A completed task needs its kept workspace no more; a failed or cancelled one keeps
         # it for a retry. In the same statement: no extra round trip on the success path.
         drop = ", workspace = NULL" if status is TaskStatus.COMPLETED else ""
+        set_state = ", state = ?" if state is not None else ""
+        state_params: tuple[Any, ...] = (dumps({"state": state}),) if state is not None else ()
         update = (
-            f"UPDATE tasks SET status = ?, secrets = NULL{drop} "
+            f"UPDATE tasks SET status = ?, secrets = NULL{drop}{set_state} "
             f"WHERE id = ? AND status = 'processing'{guard}"
         )
         conflict = ConflictError(
@@ -343,6 +347,7 @@ class SqlTaskStore:
                     ),
                     (
                         status.value,
+                        *state_params,
                         task_id,
                         *params,
                         dumps(body),
@@ -362,7 +367,7 @@ class SqlTaskStore:
                 created_at=now,
             )
         with self._db.cursor(write=True) as cur:
-            cur.execute(self._db.sql(update), (status.value, task_id, *params))
+            cur.execute(self._db.sql(update), (status.value, *state_params, task_id, *params))
             if cur.rowcount != 1:
                 raise conflict
             event = self._insert_event(cur, task_id, EventType.COMPLETION, body)

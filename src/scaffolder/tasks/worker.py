@@ -356,6 +356,9 @@ class TaskWorker:
                     TaskStatus(result.status),
                     result.completion_body(redact),
                     generation=run.generation,
+                    # The completed steps a re-run skips, stored with the completion (a run
+                    # that did not complete stored them with its workspace already).
+                    state=run.state if run.state.get("steps") else None,
                 )
             except ConflictError as exc:
                 log.warning("task %s was not completed here: %s", run.task_id, exc.message)
