@@ -6,7 +6,7 @@ import errno
 import os
 
 from scaffolder.actions.base import ActionContext, TemplateAction
-from scaffolder.actions.builtin.fetch_common import build_action, is_inside, js_json
+from scaffolder.actions.builtin.fetch_common import build_action, is_inside, js_json, read_file
 
 ACTION_ID = "debug:log"
 
@@ -61,18 +61,17 @@ def _read_text(entry: os.DirEntry[str], real_root: str) -> str:
         real = os.path.realpath(entry.path)
         if not is_inside(real_root, real) or not os.path.isfile(real):
             return ""
-        path, flags = real, os.O_RDONLY
+        path, flags = real, 0
     elif entry.is_file(follow_symlinks=False):
         # Reached by a walk that follows no link, so inside the workspace: no realpath (one
         # lstat per path component). O_NOFOLLOW: not through a link put there since.
-        path, flags = entry.path, os.O_RDONLY | os.O_NOFOLLOW
+        path, flags = entry.path, os.O_NOFOLLOW
     else:
         return ""
     try:
-        fd = os.open(path, flags)
+        data = read_file(path, flags)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link after the listing
             return ""
         raise
-    with open(fd, "rb") as f:
-        return f.read().decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")

@@ -24,6 +24,7 @@ from scaffolder.actions.builtin.fetch_common import (
     lexical_path,
     node_error,
     place_symlink,
+    read_file,
     resolve_fetch_source,
     safe_link_text,
     walk_breadth_first,
@@ -244,8 +245,7 @@ class _Writer:
         self, entry: os.DirEntry[str], location: str, dest: str, *, render_contents: bool
     ) -> None:
         mode = entry.stat(follow_symlinks=False).st_mode
-        with open(entry.path, "rb") as f:
-            data = f.read()
+        data = read_file(entry.path)
         self._ensure_parent(dest)
         log = self._ctx.logger
         if is_binary(data):
