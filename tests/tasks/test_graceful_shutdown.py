@@ -9,12 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from scaffolder.app import create_app
 from scaffolder.services import build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks.model import TaskStatus
-from tests.faults.harness import register, wait_until
-from tests.tasks.test_recovery import WAIT_STEPS, _events
+from tests.tasks.test_recovery import _events, stop_while_two_tasks_run
 
 pytestmark = pytest.mark.both_engines
 
@@ -28,20 +26,9 @@ def test_graceful_shutdown_false_hands_running_tasks_back_without_waiting(
         make_settings({"scaffolder": {"EXPERIMENTAL_gracefulShutdown": False}})
     )
     try:
-        register(services, "again", WAIT_STEPS, start_over=True)
-        register(services, "once", WAIT_STEPS)
-        client = create_app(services=services).test_client()
-        again, once = (
-            client.post(
-                "/api/scaffolder/v2/tasks",
-                json={"templateRef": f"template:default/{n}", "values": {}},
-            ).json["id"]
-            for n in ("again", "once")
-        )
-        assert services.worker is not None
+        again, once = stop_while_two_tasks_run(services)
         worker = services.worker
-        wait_until(lambda: sorted(worker.running) == sorted([again, once]), 30, "both running")
-        worker.stop()
+        assert worker is not None
         store = services.broker.store
         assert worker.running == []
         assert store.get_task(again).status is TaskStatus.OPEN

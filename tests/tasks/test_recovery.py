@@ -188,6 +188,28 @@ def test_the_worker_recovers_tasks_a_dead_worker_left_processing(
         services.close()
 
 
+def stop_while_two_tasks_run(services: Services) -> tuple[str, str]:
+    """Start a startOver task and a plain one (both wait), then stop the worker.
+
+    Returns their ids: (the startOver one, the plain one).
+    """
+    register(services, "again", WAIT_STEPS, start_over=True)
+    register(services, "once", WAIT_STEPS)
+    client = create_app(services=services).test_client()
+    again, once = (
+        client.post(
+            "/api/scaffolder/v2/tasks",
+            json={"templateRef": f"template:default/{n}", "values": {}},
+        ).json["id"]
+        for n in ("again", "once")
+    )
+    worker = services.worker
+    assert worker is not None
+    wait_until(lambda: sorted(worker.running) == sorted([again, once]), 30, "both running")
+    worker.stop()
+    return again, once
+
+
 def test_stop_hands_back_the_tasks_that_outlive_the_grace_period(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -195,20 +217,9 @@ def test_stop_hands_back_the_tasks_that_outlive_the_grace_period(
         make_settings({"scaffolder": {"shutdownGracePeriod": {"milliseconds": 300}}})
     )
     try:
-        register(services, "again", WAIT_STEPS, start_over=True)
-        register(services, "once", WAIT_STEPS)
-        client = create_app(services=services).test_client()
-        again, once = (
-            client.post(
-                "/api/scaffolder/v2/tasks",
-                json={"templateRef": f"template:default/{n}", "values": {}},
-            ).json["id"]
-            for n in ("again", "once")
-        )
-        assert services.worker is not None
+        again, once = stop_while_two_tasks_run(services)
         worker = services.worker
-        wait_until(lambda: sorted(worker.running) == sorted([again, once]), 30, "both running")
-        worker.stop()
+        assert worker is not None
         store = services.broker.store
         assert store.get_task(again).status is TaskStatus.OPEN
         assert store.get_task(once).status is TaskStatus.FAILED
