@@ -70,7 +70,13 @@ def main(log_level: str) -> None:
 @config_option
 @click.option("--host", help="Listen address (default: backend.listen.host).")
 @click.option("--port", type=int, help="Listen port (default: backend.listen.port).")
-@click.option("--threads", type=int, default=32, show_default=True, help="HTTP threads.")
+@click.option(
+    "--threads",
+    type=int,
+    default=256,
+    show_default=True,
+    help="HTTP threads; each open event stream or long poll holds one while its task runs.",
+)
 def serve(config: Sequence[str], host: str | None, port: int | None, threads: int) -> None:
     """Serve the API and run tasks (one process, threaded HTTP, unbuffered SSE)."""
     from scaffolder.server import serve as run_server

@@ -54,7 +54,15 @@ def check_listen_policy(settings: Settings, host: str) -> None:
     )
 
 
-def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> None:
+#: HTTP threads. Each open event stream (and each long poll of events) holds one for as long
+#: as its task runs, so the pool is sized for a few hundred people watching tasks at once;
+#: an idle thread costs a little memory and no CPU.
+DEFAULT_HTTP_THREADS = 256
+
+
+def serve(
+    settings: Settings, *, host: str, port: int, threads: int = DEFAULT_HTTP_THREADS
+) -> None:
     """Migrate the database, build the services and serve until SIGTERM or SIGINT.
 
     Raises:

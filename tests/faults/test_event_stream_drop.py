@@ -9,6 +9,8 @@ import re
 import socket
 import struct
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,8 @@ from tests.faults.harness import (
 pytestmark = pytest.mark.both_engines
 
 DROPPED = 5
+#: More streams than the HTTP pool had threads before it grew (32).
+OPEN_STREAMS = 48
 
 
 def _free_port() -> int:
@@ -74,16 +78,7 @@ def _threads(pid: int) -> int:
 
 def _open_and_drop(port: int, task_id: str) -> None:
     """Read the first event of the task's stream, then reset the connection."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(
-        f"GET /api/scaffolder/v2/tasks/{task_id}/eventstream HTTP/1.1\r\n"
-        "Host: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
-    )
-    received = b""
-    while b"event: " not in received:
-        chunk = sock.recv(65536)
-        assert chunk, received
-        received += chunk
+    sock = _open_stream(port, task_id)
     # An RST, not a polite FIN: the client vanished.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
@@ -97,50 +92,7 @@ def test_dropped_event_streams_leave_nothing_behind(
     paths = Paths(root=tmp_path / "effects")
     register(services, "gated", steps(paths))
     register(services, "quick", steps(paths, block=False))
-    port = _free_port()
-    config = tmp_path / "serve.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "backend": {
-                    "database": {"connection": db_url},
-                    "workingDirectory": str(tmp_path / "serve-work"),
-                    "auth": {"dangerouslyDisableDefaultAuthPolicy": True},
-                },
-                "catalog": {"locations": []},
-            }
-        )
-    )
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(SCAFFOLDER_BIN),
-                "--log-level",
-                "WARNING",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-                "--threads",
-                "8",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-
-        def up() -> bool:
-            assert proc.poll() is None, log.read_text()
-            try:
-                return _request(port, "GET", "/metrics")[0] == 200
-            except OSError:
-                return False
-
-        wait_until(up, 60, "the server to listen")
+    with _serve(tmp_path, db_url, site, "--threads", "8") as (proc, port):
         # Warm up (the event writer thread starts with the first task), then count.
         warm = _create(port, "quick")
         wait_until(lambda: status(services, warm) == "completed", 60, "the warm-up task")
@@ -164,9 +116,90 @@ def test_dropped_event_streams_leave_nothing_behind(
         assert types.count("completion") == 1
         assert paths.lines(paths.runs).count(task_id) == 1
         assert SECRET not in text
+    assert_no_secret_stored(services.engine)
+
+
+@contextmanager
+def _serve(
+    tmp_path: Path, db_url: str, site: Path, *args: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A real ``scaffolder serve`` on the test's database: (process, port).
+
+    Fails the test if its log shows a traceback.
+    """
+    port = _free_port()
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "backend": {
+                    "database": {"connection": db_url},
+                    "workingDirectory": str(tmp_path / "serve-work"),
+                    "auth": {"dangerouslyDisableDefaultAuthPolicy": True},
+                },
+                "catalog": {"locations": []},
+            }
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    log = tmp_path / "serve.log"
+    command = [str(SCAFFOLDER_BIN), "--log-level", "WARNING", "serve", "--config", str(config)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port), *args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return _request(port, "GET", "/metrics")[0] == 200
+            except OSError:
+                return False
+
+        wait_until(up, 60, "the server to listen")
+        yield proc, port
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     output = log.read_text()
     assert "Traceback" not in output, output
-    assert_no_secret_stored(services.engine)
+
+
+def _open_stream(port: int, task_id: str) -> socket.socket:
+    """An event stream of the task, open and served (its first event read), left open."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        f"GET /api/scaffolder/v2/tasks/{task_id}/eventstream HTTP/1.1\r\n"
+        "Host: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
+    received = b""
+    while b"event: " not in received:
+        chunk = sock.recv(65536)
+        assert chunk, received
+        received += chunk
+    return sock
+
+
+def test_many_open_event_streams_leave_the_api_answering(
+    api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str, site: Path
+) -> None:
+    # Each open stream holds one of the server's HTTP threads for as long as its task runs:
+    # with the default pool, a few dozen people watching their tasks must not starve
+    # everyone else's requests (they queued behind the streams with a pool of 32).
+    services, _ = api
+    paths = Paths(root=tmp_path / "effects")
+    register(services, "gated", steps(paths))
+    with _serve(tmp_path, db_url, site) as (_proc, port):
+        task_id = _create(port, "gated")
+        streams = [_open_stream(port, task_id) for _ in range(OPEN_STREAMS)]
+        try:
+            wait_until(lambda: _stream_clients(port) == OPEN_STREAMS, 30, "the streams open")
+            code, text = _request(port, "GET", f"/api/scaffolder/v2/tasks/{task_id}")
+            assert code == 200, text
+            assert json.loads(text)["status"] == "processing"
+        finally:
+            paths.gate.touch()
+            for sock in streams:
+                sock.close()
+        wait_until(lambda: status(services, task_id) == "completed", 60, "the task to complete")
