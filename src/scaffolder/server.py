@@ -60,9 +60,7 @@ def check_listen_policy(settings: Settings, host: str) -> None:
 DEFAULT_HTTP_THREADS = 256
 
 
-def serve(
-    settings: Settings, *, host: str, port: int, threads: int = DEFAULT_HTTP_THREADS
-) -> None:
+def serve(settings: Settings, *, host: str, port: int, threads: int = DEFAULT_HTTP_THREADS) -> None:
     """Migrate the database, build the services and serve until SIGTERM or SIGINT.
 
     Raises:
