@@ -102,7 +102,8 @@ def worker(config: Sequence[str], metrics_port: int | None) -> None:
     from scaffolder.metrics import serve_metrics
     from scaffolder.services import build_services
 
-    services = build_services(_settings(config), with_worker=True)
+    # No event streams here: the API processes listen for task events, not the workers.
+    services = build_services(_settings(config), with_worker=True, hear_events=False)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

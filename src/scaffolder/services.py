@@ -71,9 +71,17 @@ class Services:
 
 
 def build_services(
-    settings: Settings, *, with_worker: bool = True, migrate: bool = True
+    settings: Settings,
+    *,
+    with_worker: bool = True,
+    migrate: bool = True,
+    hear_events: bool = True,
 ) -> Services:
-    """Create the database (migrated), catalog, registry, runner and optionally a worker."""
+    """Create the database (migrated), catalog, registry, runner and optionally a worker.
+
+    ``hear_events=False``: a process that serves no event stream (``scaffolder worker``)
+    does not listen for other processes' task events.
+    """
     engine = create_engine(settings.database_url)
     if migrate:
         upgrade(engine)
@@ -115,7 +123,7 @@ def build_services(
         recovery_enabled=settings.task_recovery_enabled,
         workspace_max_bytes=settings.task_recovery_workspace_max_bytes,
     )
-    broker = TaskBroker(store)
+    broker = TaskBroker(store, hear_events=hear_events)
     broker.start()  # on PostgreSQL: hear other processes' tasks and events (LISTEN)
     settings.working_directory.mkdir(parents=True, exist_ok=True)
     services = Services(

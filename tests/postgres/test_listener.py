@@ -133,3 +133,39 @@ def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
         cur.execute("SELECT pg_backend_pid()")
         (second_pid,) = cur.fetchone()
     assert second_pid != first_pid
+
+
+@ON_POSTGRES
+def test_a_worker_broker_hears_new_tasks_and_cancels_but_not_task_events(
+    engines: tuple[sa.Engine, sa.Engine],
+) -> None:
+    # A `scaffolder worker` serves no event stream: every event batch in the deployment would
+    # reach it for nothing. It must still hear dispatches (to claim) and cancels.
+    here, there = engines
+    worker = TaskBroker(SqlTaskStore(here), hear_events=False)
+    writer = TaskBroker(SqlTaskStore(there))
+    cancelled: list[str] = []
+    worker.hub.on_cancel(cancelled.append)
+    worker.start()
+    try:
+        assert worker.listener is not None
+        assert worker.listener.wait_connected(10)
+        first = writer.store.create_task(spec={"steps": []}, secrets=None, created_by=None)
+        with worker.hub.listen(first) as flag:
+            generation = worker.hub.work_generation
+            writer.store.emit(first, EventType.LOG, {"message": "not for workers"})
+            writer.store.cancel_task(first)
+            writer.store.create_task(spec={"steps": []}, secrets=None, created_by=None)
+            # Notifications arrive in commit order: once the later ones are heard, the event
+            # would have been too.
+            worker.hub.wait_for_work(30, since=generation)
+            assert worker.hub.work_generation != generation  # the second dispatch
+            deadline = time.monotonic() + 30
+            while first not in cancelled:
+                assert time.monotonic() < deadline, "the cancel was not heard"
+                time.sleep(0.01)
+            assert not flag.is_set()
+        # Should a worker process read events after all, it looks every second.
+        assert worker.event_poll_seconds == broker_module.CROSS_PROCESS_POLL_SECONDS
+    finally:
+        worker.close()

@@ -209,22 +209,26 @@ class EventWriter:
 class TaskBroker:
     """Everything the API and the workers do with tasks, with wake-ups attached."""
 
-    def __init__(self, store: SqlTaskStore, hub: EventHub | None = None) -> None:
+    def __init__(
+        self, store: SqlTaskStore, hub: EventHub | None = None, *, hear_events: bool = True
+    ) -> None:
+        """``hear_events=False`` (a ``scaffolder worker``, which serves no event stream): do
+        not LISTEN for other processes' task events; every event batch anywhere in the
+        deployment would otherwise reach it, to be parsed and dropped."""
         self.store = store
         self.hub = hub or EventHub()
         self.events = EventWriter(store, self.hub)
         self.listener: PgListener | None = None
+        self._hears_events = hear_events
         if store.notifies:
             hub_ = self.hub
-            self.listener = PgListener(
-                store.engine,
-                {
-                    TASK_EVENTS_CHANNEL: hub_.published,
-                    TASKS_CHANNEL: lambda _task_id: hub_.work_available(),
-                    TASK_CANCELS_CHANNEL: hub_.cancelled,
-                },
-                on_reset=hub_.wake_all,
-            )
+            handlers: dict[str, Callable[[str], None]] = {
+                TASKS_CHANNEL: lambda _task_id: hub_.work_available(),
+                TASK_CANCELS_CHANNEL: hub_.cancelled,
+            }
+            if hear_events:
+                handlers[TASK_EVENTS_CHANNEL] = hub_.published
+            self.listener = PgListener(store.engine, handlers, on_reset=hub_.wake_all)
 
     @property
     def poll_seconds(self) -> float:
@@ -232,6 +236,11 @@ class TaskBroker:
         if self.listener is not None and self.listener.connected:
             return NOTIFIED_POLL_SECONDS
         return CROSS_PROCESS_POLL_SECONDS
+
+    @property
+    def event_poll_seconds(self) -> float:
+        """The same for a reader of task events (they are heard unless ``hear_events`` is off)."""
+        return self.poll_seconds if self._hears_events else CROSS_PROCESS_POLL_SECONDS
 
     def start(self) -> None:
         """Start hearing other processes' writes (PostgreSQL; nothing to do on SQLite)."""
@@ -333,4 +342,4 @@ class TaskBroker:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (stop is not None and stop.is_set()):
                     return []
-                flag.wait(min(remaining, self.poll_seconds))
+                flag.wait(min(remaining, self.event_poll_seconds))
