@@ -8,6 +8,7 @@ from http import HTTPStatus
 from flask import Flask, Response, g, request
 
 from scaffolder.api import actions_registry, autocomplete, catalog, health, metrics, scaffolder
+from scaffolder.api.admission import TaskCreationGate
 from scaffolder.api.auth import Authenticator, authenticate
 from scaffolder.api.cors import CorsMiddleware, CorsPolicy
 from scaffolder.api.errors import register_error_handlers
@@ -35,6 +36,8 @@ def create_app(
     authenticator = Authenticator.from_settings(services.settings)
     remote_actions = build_remote_actions(services)
     cors = CorsPolicy.from_config(services.settings.raw)
+    # Task creations one at a time (see scaffolder.api.admission), inside CORS.
+    app.wsgi_app = TaskCreationGate(app.wsgi_app)  # type: ignore[method-assign]
     if cors is not None:
         # Outside Flask: preflights are answered before any route or the auth gate.
         app.wsgi_app = CorsMiddleware(app.wsgi_app, cors)  # type: ignore[method-assign]
