@@ -160,9 +160,12 @@ def register(
     template_steps: list[dict[str, Any]],
     *,
     start_over: bool = False,
+    output: dict[str, Any] | None = None,
 ) -> None:
     """Put a template in the catalog (``startOver`` recovery if asked)."""
     spec: dict[str, Any] = {"type": "service", "parameters": [], "steps": template_steps}
+    if output is not None:
+        spec["output"] = output
     if start_over:
         spec["EXPERIMENTAL_recovery"] = {"EXPERIMENTAL_strategy": "startOver"}
     services.catalog.replace_location(
@@ -205,6 +208,16 @@ def status(services: Services, task_id: str) -> str:
 
 def event_types(services: Services, task_id: str) -> list[str]:
     return [e.type.value for e in services.broker.store.list_events(task_id)]
+
+
+def all_events(services: Services, task_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every event of the task as (type, body), the ones a startOver listing hides included."""
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
+            {"t": task_id},
+        ).all()
+    return [(row[0], json.loads(row[1])) for row in rows]
 
 
 def assert_no_secret_stored(engine: sa.Engine) -> None:

@@ -6,11 +6,9 @@ checkpointed side effect happens once per task), no secret stored, a clear final
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from scaffolder.services import Services
@@ -18,6 +16,7 @@ from tests.faults.harness import (
     SECRET,
     TERMINAL,
     Paths,
+    all_events,
     assert_no_secret_stored,
     create,
     encoded_secrets,
@@ -34,19 +33,10 @@ pytestmark = pytest.mark.both_engines
 RECOVERY = {"taskRecovery": {"staleTimeout": {"seconds": 3}}}
 
 
-def _all_events(services: Services, task_id: str) -> list[tuple[str, dict[str, object]]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
-            {"t": task_id},
-        ).all()
-    return [(row[0], json.loads(row[1])) for row in rows]
-
-
 def _check_effect_log_redacted(services: Services, task_id: str) -> None:
     effect_lines = [
         str(body["message"])
-        for type_, body in _all_events(services, task_id)
+        for type_, body in all_events(services, task_id)
         if type_ == "log" and body.get("stepId") == "effect" and "token" in str(body["message"])
     ]
     assert effect_lines, "the effect step logged nothing"
@@ -57,7 +47,7 @@ def _check_effect_log_redacted(services: Services, task_id: str) -> None:
 
 def _check_resumed_after_effect(services: Services, task_id: str) -> None:
     """The run after the recovery skipped the saved ``effect`` step and ran the others."""
-    events = _all_events(services, task_id)
+    events = all_events(services, task_id)
     last_recovery = max(i for i, (type_, _) in enumerate(events) if type_ == "recovered")
     rerun = [body for type_, body in events[last_recovery + 1 :] if type_ == "log"]
     assert rerun[1] == {
@@ -75,7 +65,7 @@ def _check_resumed_after_effect(services: Services, task_id: str) -> None:
 def _check_ran_all_again(services: Services, task_id: str) -> None:
     """The run after the recovery had nothing kept (steps are stored when a run ends, and the
     killed run never ended): it ran every step again."""
-    events = _all_events(services, task_id)
+    events = all_events(services, task_id)
     last_recovery = max(i for i, (type_, _) in enumerate(events) if type_ == "recovered")
     rerun = [body for type_, body in events[last_recovery + 1 :] if type_ == "log"]
     assert rerun[0] == {"message": "Starting up task with 3 steps"}
@@ -122,10 +112,10 @@ def test_sigkill_mid_task_recovers_on_another_worker(
     assert paths.lines(paths.runs).count(again) == 2
     assert paths.lines(paths.effects).count(again) == 1
     _check_ran_all_again(services, again)
-    again_types = [t for t, _ in _all_events(services, again)]
+    again_types = [t for t, _ in all_events(services, again)]
     assert again_types.count("recovered") == 1
     assert again_types.count("completion") == 1
-    assert [b for t, b in _all_events(services, again) if t == "recovered"] == [
+    assert [b for t, b in all_events(services, again) if t == "recovered"] == [
         {"recoverStrategy": "startOver"}
     ]
     # Not startOver: failed with a recovered event and a message saying why.
@@ -174,7 +164,7 @@ def test_sigterm_drains_then_hands_back(
 
     assert status(services, ids["finishing"]) == "completed"
     assert status(services, ids["once"]) == "failed"
-    once_events = _all_events(services, ids["once"])
+    once_events = all_events(services, ids["once"])
     assert once_events[-1][0] == "completion"
     message = str(once_events[-1][1]["error"])
     assert "shut down" in message
@@ -185,7 +175,7 @@ def test_sigterm_drains_then_hands_back(
     assert _kept_workspace(services, ids["again"]) is not None
     assert _kept_workspace(services, ids["once"]) is not None
     assert _kept_workspace(services, ids["finishing"]) is None
-    assert _all_events(services, ids["again"])[-1] == (
+    assert all_events(services, ids["again"])[-1] == (
         "recovered",
         {"recoverStrategy": "startOver"},
     )
@@ -200,7 +190,7 @@ def test_sigterm_drains_then_hands_back(
     assert _kept_workspace(services, ids["again"]) is None  # completed: dropped
     assert paths.lines(paths.runs).count(ids["once"]) == 1
     for task_id in ids.values():
-        assert [t for t, _ in _all_events(services, task_id)].count("completion") == 1
+        assert [t for t, _ in all_events(services, task_id)].count("completion") == 1
         _check_effect_log_redacted(services, task_id)
     assert_no_secret_stored(services.engine)
     assert SECRET not in a_log

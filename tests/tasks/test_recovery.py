@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -68,16 +68,6 @@ def _secrets(store: SqlTaskStore, task_id: str) -> str | None:
             sa.text("SELECT secrets FROM tasks WHERE id = :t"), {"t": task_id}
         ).scalar_one()
     return value
-
-
-@pytest.fixture
-def idle(make_settings: Callable[..., Settings]) -> Iterator[Services]:
-    """Services with no worker: the test claims and recovers by hand."""
-    services = build_services(
-        make_settings({"scaffolder": {"concurrentTasksLimit": 0}}), with_worker=False
-    )
-    yield services
-    services.close()
 
 
 def test_stale_tasks_are_recovered_exactly_once_by_racing_recoverers(idle: Services) -> None:

@@ -8,7 +8,7 @@ heartbeat moved into the past (``tests/faults/test_janitor_processes`` kills a r
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,16 +25,6 @@ from tests.tasks.test_recovery import _backdate, _events, _secrets, _spec
 pytestmark = pytest.mark.both_engines
 
 STALE_STEP = {"message": STALE_TASK_MESSAGE, "status": "failed"}
-
-
-@pytest.fixture
-def idle(make_settings: Callable[..., Settings]) -> Iterator[Services]:
-    """Services with no worker (no janitor either): the test plays the dead worker."""
-    services = build_services(
-        make_settings({"scaffolder": {"concurrentTasksLimit": 0}}), with_worker=False
-    )
-    yield services
-    services.close()
 
 
 def _step(store: SqlTaskStore, task_id: str, step_id: str, status: str) -> None:

@@ -26,7 +26,7 @@ from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks.model import utcnow
 from tests.conftest import wait_for_status
-from tests.faults.harness import wait_until
+from tests.faults.harness import all_events, register, wait_until
 
 pytestmark = pytest.mark.both_engines
 
@@ -90,10 +90,10 @@ def _register(services: Services, actions: Actions) -> None:
 
 
 def _template(services: Services, name: str, middle: str, *, start_over: bool) -> None:
-    spec: dict[str, Any] = {
-        "type": "service",
-        "parameters": [],
-        "steps": [
+    register(
+        services,
+        name,
+        [
             {"id": "make", "name": "Make", "action": "test:make"},
             {"id": "middle", "name": "Middle", "action": f"test:{middle}"},
             {
@@ -103,23 +103,11 @@ def _template(services: Services, name: str, middle: str, *, start_over: bool) -
                 "input": {"value": "${{ steps.make.output.token }}"},
             },
         ],
-        "output": {
+        start_over=start_over,
+        output={
             "token": "${{ steps.make.output.token }}",
             "n": "${{ steps.make.output.parts.n }}",
         },
-    }
-    if start_over:
-        spec["EXPERIMENTAL_recovery"] = {"EXPERIMENTAL_strategy": "startOver"}
-    services.catalog.replace_location(
-        f"file:/{name}.yaml",
-        [
-            {
-                "apiVersion": "scaffolder.backstage.io/v1beta3",
-                "kind": "Template",
-                "metadata": {"name": name},
-                "spec": spec,
-            }
-        ],
     )
 
 
@@ -131,18 +119,9 @@ def _create(client: FlaskClient, name: str) -> str:
     return str(res.json["id"])
 
 
-def _all_events(services: Services, task_id: str) -> list[tuple[str, dict[str, Any]]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
-            {"t": task_id},
-        ).all()
-    return [(row[0], json.loads(row[1])) for row in rows]
-
-
 def _last_run(services: Services, task_id: str) -> list[dict[str, Any]]:
     """The log lines after the task's last ``recovered`` event (its latest run)."""
-    events = _all_events(services, task_id)
+    events = all_events(services, task_id)
     start = max(i for i, (type_, _) in enumerate(events) if type_ == "recovered")
     return [body for type_, body in events[start + 1 :] if type_ == "log"]
 
@@ -156,7 +135,7 @@ def _state(services: Services, task_id: str) -> Any:
 
 
 def _completion(services: Services, task_id: str) -> dict[str, Any]:
-    completions = [b for t, b in _all_events(services, task_id) if t == "completion"]
+    completions = [b for t, b in all_events(services, task_id) if t == "completion"]
     assert len(completions) == 1
     return completions[0]
 

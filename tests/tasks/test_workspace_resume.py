@@ -32,6 +32,7 @@ from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks.workspace_archive import STEPS_HEADER
 from tests.conftest import FIXTURE_TEMPLATES, wait_for_status
+from tests.faults.harness import all_events
 
 pytestmark = pytest.mark.both_engines
 
@@ -158,18 +159,9 @@ def _retry(client: FlaskClient, task_id: str) -> None:
     assert client.post(f"{SCAFFOLDER}/v2/tasks/{task_id}/retry", json={}).status_code == 201
 
 
-def _events(services: Services, task_id: str) -> list[tuple[str, dict[str, Any]]]:
-    with services.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
-            {"t": task_id},
-        ).all()
-    return [(row[0], json.loads(row[1])) for row in rows]
-
-
 def _last_run(services: Services, task_id: str) -> list[str]:
     """The log messages after the task's last ``recovered`` event (its latest run)."""
-    events = _events(services, task_id)
+    events = all_events(services, task_id)
     start = max(i for i, (type_, _) in enumerate(events) if type_ == "recovered")
     return [str(body["message"]) for type_, body in events[start + 1 :] if type_ == "log"]
 
@@ -182,7 +174,7 @@ def _column(services: Services, task_id: str, name: str) -> Any:
 
 
 def _completion(services: Services, task_id: str) -> dict[str, Any]:
-    return [b for t, b in _events(services, task_id) if t == "completion"][-1]
+    return [b for t, b in all_events(services, task_id) if t == "completion"][-1]
 
 
 def test_a_retry_finds_the_files_of_the_steps_it_skips(
@@ -207,7 +199,7 @@ def test_a_retry_finds_the_files_of_the_steps_it_skips(
         RESUMED,
         "Skipping step fetch because it was already completed in a previous run",
     ]
-    begun = [b["message"] for t, b in _events(services, task_id) if t == "log"]
+    begun = [b["message"] for t, b in all_events(services, task_id) if t == "log"]
     assert begun.count("Beginning step Fetch skeleton") == 1
     # Completed: the kept workspace is dropped.
     assert _column(services, task_id, "workspace") is None
@@ -350,7 +342,7 @@ def test_a_workspace_over_the_cap_is_not_kept_and_a_retry_runs_every_step(
             "workspace not kept for a retry" in w and "workspaceMaxBytes: 16384" in w
             for w in warnings
         ), warnings
-        first = [b["message"] for t, b in _events(services, task_id) if t == "log"]
+        first = [b["message"] for t, b in all_events(services, task_id) if t == "log"]
         assert any(m.startswith("The workspace was not kept for a retry") for m in first)
 
         _retry(client, task_id)
