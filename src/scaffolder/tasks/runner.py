@@ -3,11 +3,12 @@
 One runner serves real tasks (driven by a worker) and dry runs: what differs between them
 is the `RunContext` it is given.
 
-With task recovery on (or a ``startOver`` template), each completed step is saved in the
-task's state with its output, and a re-run of the task (recovered, handed back, or retried)
-skips the saved steps and restores their outputs (CONTRACT §11.6). Their files too: a run that
-ends without completing keeps its workspace in the task row (`workspace_archive`), and the
-re-run unpacks it first; without it (a killed worker never kept one) every step runs again.
+With task recovery on (or a ``startOver`` template), the completed steps are saved in the
+task's state with their outputs when the run ends, and a re-run of the task (recovered,
+handed back, or retried) skips the saved steps and restores their outputs (CONTRACT §11.6).
+Their files too: a run that ends without completing keeps its workspace in the task row
+(`workspace_archive`), and the re-run unpacks it first; without it (a killed worker never
+kept one) every step runs again.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class RunContext(Protocol):
         """Write one log event body (``message`` plus optional ``stepId``/``status``)."""
 
     def save_state(self) -> None:
-        """Persist ``state`` (checkpoints, completed steps) so a re-run can read it."""
+        """Persist ``state`` now (a checkpoint was taken) so a re-run can read it."""
 
     def load_workspace(self) -> bytes | None:
         """The workspace archive an earlier run of the task kept, if any."""
@@ -141,8 +142,8 @@ class WorkflowRunner:
     """Runs the steps of a task spec (Backstage's NunjucksWorkflowRunner).
 
     Args:
-        recovery_enabled: ``scaffolder.taskRecovery.enabled``: save each completed step in
-            the task's state and skip the saved ones on a re-run (``startOver`` templates
+        recovery_enabled: ``scaffolder.taskRecovery.enabled``: save the completed steps in
+            the task's state when the run ends and skip them on a re-run (``startOver`` templates
             do so either way).
         workspace_max_bytes: ``scaffolder.taskRecovery.workspaceMaxBytes``: the largest
             workspace archive (gzipped) kept for such a re-run; ``0`` keeps none.

@@ -38,6 +38,12 @@ from scaffolder.tasks.model import (
 #: What the stale-task janitor writes (upstream's words): a ``failed`` line for each step
 #: left running, and the completion body.
 STALE_TASK_MESSAGE = "This task was marked as stale as it exceeded its timeout"
+#: A run of claim generation ``?`` (the second parameter; the first is the task id) still owns
+#: its task: no ``recovered`` event since that claim (`ClaimedTask.generation`).
+_NOT_RECOVERED_SINCE = (
+    "NOT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? "
+    "AND event_type = 'recovered' AND id > ?)"
+)
 #: Fields a task list may be ordered by (Backstage 4.2+).
 ORDER_FIELDS = ("created_at", "status", "created_by")
 
@@ -316,10 +322,7 @@ class SqlTaskStore:
         guard = ""
         params: tuple[Any, ...] = ()
         if generation is not None:
-            guard = (
-                " AND NOT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? "
-                "AND event_type = 'recovered' AND id > ?)"
-            )
+            guard = f" AND {_NOT_RECOVERED_SINCE}"
             params = (task_id, generation)
         # A completed task needs its kept workspace no more; a failed or cancelled one keeps
         # it for a retry. In the same statement: no extra round trip on the success path.
@@ -644,8 +647,7 @@ class SqlTaskStore:
             cur.execute(
                 self._db.sql(
                     "UPDATE tasks SET state = ?, workspace = ? "
-                    "WHERE id = ? AND status = 'processing' AND NOT EXISTS (SELECT 1 FROM "
-                    "task_events WHERE task_id = ? AND event_type = 'recovered' AND id > ?)"
+                    f"WHERE id = ? AND status = 'processing' AND {_NOT_RECOVERED_SINCE}"
                 ),
                 (dumps({"state": state}), archive, task_id, task_id, generation),
             )
@@ -674,7 +676,7 @@ class SqlTaskStore:
 
         Each event carries the time it was logged (``None``: now), so a batch written a few
         milliseconds later keeps each line's own ``createdAt``; its body may come serialised
-        already (a JSON string), so the writer thread does not spend the GIL on it.
+        already (a JSON string), serialised by the thread that logged it.
         """
         if not events:
             return
