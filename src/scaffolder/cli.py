@@ -100,6 +100,7 @@ def serve(config: Sequence[str], host: str | None, port: int | None, threads: in
 def worker(config: Sequence[str], metrics_port: int | None) -> None:
     """Run task workers only, on the same database as the API."""
     from scaffolder.metrics import serve_metrics
+    from scaffolder.server import settle_heap
     from scaffolder.services import build_services
 
     # No event streams here: the API processes listen for task events, not the workers.
@@ -112,6 +113,7 @@ def worker(config: Sequence[str], metrics_port: int | None) -> None:
         if metrics_port is not None
         else None
     )
+    settle_heap()
     click.echo(f"worker running ({services.settings.concurrent_tasks_limit} slots)", err=True)
     stop.wait()
     # services.close() drains: no new claims, running tasks get the grace period, then

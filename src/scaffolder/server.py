@@ -9,6 +9,7 @@ here, and its master process added ~29 MB of RSS to every instance.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import signal
@@ -52,6 +53,21 @@ def check_listen_policy(settings: Settings, host: str) -> None:
         "backend.auth.allowInsecureNonLoopback: true to let anyone who can reach the port "
         "run templates"
     )
+
+
+def settle_heap() -> None:
+    """Keep the objects built at start-up out of every later garbage collection.
+
+    Imports, the app, compiled schemas and templates leave ~130,000 objects the cyclic
+    collector tracks. A full collection walks all of them while every thread of the process
+    waits: 25-90 ms each, several times in a burst of tasks, and those pauses were the tail of
+    the event latency on the stream. ``gc.freeze()`` moves them to the permanent generation,
+    as Instagram's and gunicorn's preloading servers do; they live as long as the process
+    anyway. Later collections walk only what was made since.
+    """
+    gc.collect()
+    gc.freeze()
+    log.debug("%d start-up objects kept out of garbage collection", gc.get_freeze_count())
 
 
 #: HTTP threads. Each open event stream (and each long poll of events) holds one for as long
@@ -102,6 +118,7 @@ def serve(settings: Settings, *, host: str, port: int, threads: int = DEFAULT_HT
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    settle_heap()
     log.info("serving on http://%s:%d", host, port)
     try:
         server.safe_start()
