@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -117,22 +118,59 @@ def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
         cur.execute("SELECT pg_backend_pid()")
         (first_pid,) = cur.fetchone()
     # The connection is back in the pool, idle; the server ends it (a restart, a terminate).
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
-        conn.commit()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # until the backend is gone
-        with admin.connect() as conn:
-            gone = not conn.execute(
-                sa.text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": first_pid}
-            ).first()
-        if gone:
-            break
-        time.sleep(0.05)
+    _terminate(admin, first_pid)
     with db.cursor(single=single) as cur:
         cur.execute("SELECT pg_backend_pid()")
         (second_pid,) = cur.fetchone()
     assert second_pid != first_pid
+
+
+def _terminate(admin: sa.Engine, pid: int) -> None:
+    """End backend ``pid`` as a restart or an administrator would, and wait until it is gone."""
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        conn.commit()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with admin.connect() as conn:
+            gone = not conn.execute(
+                sa.text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).first()
+        if gone:
+            return
+        time.sleep(0.05)
+
+
+@ON_POSTGRES
+def test_the_event_writers_kept_connection_is_replaced_when_the_server_ends_it(
+    engines: tuple[sa.Engine, sa.Engine],
+) -> None:
+    """The connection kept for event writes: same liveness check as the pool's checkout, so
+    a batch after a restart or a terminate is stored, not lost; a failed one is not reused."""
+    engine, admin = engines
+    store = SqlTaskStore(engine)
+    try:
+        task_id = store.create_task(spec={"steps": []}, secrets=None, created_by=None)
+        store.emit_many([(task_id, EventType.LOG, {"message": "one"}, None)])
+        assert store._event_connection is not None
+        held = store._event_connection._connection
+        first_pid = held.driver_connection.info.backend_pid
+        _terminate(admin, first_pid)
+
+        store.emit_many([(task_id, EventType.LOG, {"message": "two"}, None)])
+        replacement = store._event_connection._connection
+        assert replacement.driver_connection.info.backend_pid != first_pid
+
+        # A statement that fails leaves no connection in doubt behind it.
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            store.emit_many([("no-such-task", EventType.LOG, {"message": "x"}, None)])
+        assert store._event_connection._connection is None
+        store.emit_many([(task_id, EventType.LOG, {"message": "three"}, None)])
+        assert [e.body["message"] for e in store.list_events(task_id)] == ["one", "two", "three"]
+    finally:
+        store.close()
+    # Closing gives the connection back: nothing is left checked out of the pool.
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 @ON_POSTGRES

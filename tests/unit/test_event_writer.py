@@ -20,7 +20,9 @@ pytestmark = pytest.mark.both_engines
 def store(db_url: str) -> Iterator[SqlTaskStore]:
     engine: sa.Engine = create_engine(db_url)
     upgrade(engine)
-    yield SqlTaskStore(engine)
+    store = SqlTaskStore(engine)
+    yield store
+    store.close()
     engine.dispose()
 
 

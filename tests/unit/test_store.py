@@ -30,8 +30,10 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def store(engine: sa.Engine) -> SqlTaskStore:
-    return SqlTaskStore(engine)
+def store(engine: sa.Engine) -> Iterator[SqlTaskStore]:
+    store = SqlTaskStore(engine)
+    yield store
+    store.close()
 
 
 def _spec() -> dict[str, object]:

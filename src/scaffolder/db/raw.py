@@ -95,6 +95,10 @@ class RawDatabase:
             with suppress(Exception):  # a broken connection is discarded by the pool anyway
                 driver.autocommit = False
 
+    def held(self) -> HeldConnection:
+        """A connection kept for one writer that runs one statement at a time (PostgreSQL)."""
+        return HeldConnection(self.engine)
+
     def to_db(self, value: datetime | None) -> Any:
         """A naive UTC datetime as the column stores it (SQLAlchemy's SQLite text format)."""
         if value is None or not self.sqlite:
@@ -107,3 +111,71 @@ class RawDatabase:
         if value is None or isinstance(value, datetime):
             return value
         return datetime.fromisoformat(str(value))
+
+
+class HeldConnection:
+    """One pooled PostgreSQL connection kept checked out, in autocommit, for a single writer.
+
+    The event writer runs one statement at a time, several hundred a second in a busy
+    worker. Checking a connection out of the pool and back, and switching autocommit on and
+    off around each statement, cost 0.31 ms of CPU per write against 0.19 ms on a connection
+    kept for it (bench: 2,000 writes of three events). The caller serialises its use.
+
+    Liveness is checked before each use as the pool checks at checkout (a ``select`` on the
+    idle socket, `scaffolder.db.engine._check_idle_socket`); a connection that failed in use
+    is invalidated and the next use takes a new one.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """A cursor on the kept connection, whose statements commit on their own."""
+        connection = self._checked()
+        try:
+            cursor = connection.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        except BaseException:
+            self._drop(invalidate=True)
+            raise
+
+    def close(self) -> None:
+        """Give the connection back to the pool."""
+        self._drop(invalidate=False)
+
+    def _checked(self) -> Any:
+        from scaffolder.db.engine import _check_idle_socket
+
+        connection = self._connection
+        if connection is not None:
+            try:
+                _check_idle_socket(connection.driver_connection, None, None)
+            except sa.exc.DisconnectionError:
+                self._drop(invalidate=True)
+                connection = None
+        if connection is None:
+            connection = self._engine.raw_connection()
+            driver: Any = connection.driver_connection
+            try:
+                driver.autocommit = True
+            except BaseException:
+                connection.invalidate()
+                raise
+            self._connection = connection
+        return connection
+
+    def _drop(self, *, invalidate: bool) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with suppress(Exception):  # a broken connection is discarded by the pool anyway
+            if invalidate:
+                connection.invalidate()
+            else:
+                connection.driver_connection.autocommit = False
+            connection.close()

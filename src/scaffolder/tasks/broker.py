@@ -248,9 +248,10 @@ class TaskBroker:
             self.listener.start()
 
     def close(self) -> None:
-        """Stop hearing other processes' writes."""
+        """Stop hearing other processes' writes; give back the event writer's connection."""
         if self.listener is not None:
             self.listener.close()
+        self.store.close()
 
     def dispatch(
         self, *, spec: dict[str, Any], secrets: dict[str, str] | None, created_by: str | None

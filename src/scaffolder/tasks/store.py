@@ -11,6 +11,7 @@ On PostgreSQL every write also sends its ``pg_notify`` in the same transaction (
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from scaffolder.db.postgres import TASK_CANCELS_CHANNEL, TASK_EVENTS_CHANNEL, TASKS_CHANNEL
-from scaffolder.db.raw import RawDatabase
+from scaffolder.db.raw import HeldConnection, RawDatabase
 from scaffolder.errors import ConflictError, NotFoundError
 from scaffolder.tasks.model import (
     TERMINAL_STATUSES,
@@ -67,6 +68,10 @@ class SqlTaskStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._db = RawDatabase(engine)
+        # PostgreSQL: emit_many's own connection, one batch at a time (its caller, the
+        # EventWriter, writes one at a time anyway, so the lock is never waited for).
+        self._event_connection: HeldConnection | None = None
+        self._event_lock = threading.Lock()
         sql = self._db.sql
         self._sql_notify = sql("SELECT pg_notify(?, ?)")
         # PostgreSQL only: a batch of events (one JSON array of rows, in order) and their
@@ -697,8 +702,18 @@ class SqlTaskStore:
             [[task_id, body, kind, at.isoformat(sep=" ")] for task_id, body, kind, at in rows],
             ensure_ascii=False,
         )
-        with self._db.cursor(write=True, single=True) as cur:
-            cur.execute(self._sql_emit_batch, (batch, TASK_EVENTS_CHANNEL))
+        with self._event_lock:
+            if self._event_connection is None:
+                self._event_connection = self._db.held()
+            with self._event_connection.cursor() as cur:
+                cur.execute(self._sql_emit_batch, (batch, TASK_EVENTS_CHANNEL))
+
+    def close(self) -> None:
+        """Give back the connection kept for event writes (PostgreSQL)."""
+        with self._event_lock:
+            if self._event_connection is not None:
+                self._event_connection.close()
+                self._event_connection = None
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
