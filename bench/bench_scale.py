@@ -355,7 +355,8 @@ def listen_notifies(url: str, stop: Any, out: Any) -> None:
         while not stop.is_set():
             for note in conn.notifies(timeout=0.2):
                 heard.append((time.time(), note.payload))
-    out.send(heard)
+    # A payload is the task id, or {"t": task id, "e": [its events]} (the events it carries).
+    out.send([(at, json.loads(p)["t"] if p.startswith("{") else p) for at, p in heard])
     out.close()
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
 from scaffolder.db.engine import create_engine
+from scaffolder.db.postgres import TASK_EVENTS_CHANNEL
 from scaffolder.errors import InputError
 from scaffolder.tasks import broker as broker_module
 from scaffolder.tasks.broker import TaskBroker
@@ -189,7 +191,7 @@ def test_a_worker_broker_hears_new_tasks_and_cancels_but_not_task_events(
         assert worker.listener is not None
         assert worker.listener.wait_connected(10)
         first = writer.store.create_task(spec={"steps": []}, secrets=None, created_by=None)
-        with worker.hub.listen(first) as flag:
+        with worker.hub.listen(first) as reader:
             generation = worker.hub.work_generation
             writer.store.emit(first, EventType.LOG, {"message": "not for workers"})
             writer.store.cancel_task(first)
@@ -202,8 +204,96 @@ def test_a_worker_broker_hears_new_tasks_and_cancels_but_not_task_events(
             while first not in cancelled:
                 assert time.monotonic() < deadline, "the cancel was not heard"
                 time.sleep(0.01)
-            assert not flag.is_set()
+            assert not reader.woken
         # Should a worker process read events after all, it looks every second.
         assert worker.event_poll_seconds == broker_module.CROSS_PROCESS_POLL_SECONDS
     finally:
         worker.close()
+
+
+def _heard(listen: psycopg.Connection[Any], count: int) -> list[str]:
+    payloads: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(payloads) < count:
+        assert time.monotonic() < deadline, f"heard {payloads}"
+        payloads += [note.payload for note in listen.notifies(timeout=0.5, stop_after=count)]
+    return payloads
+
+
+@ON_POSTGRES
+def test_an_event_notification_carries_the_events_as_stored(db_url: str) -> None:
+    """A woken reader gets the events from the notification: the same as reading them."""
+    engine = create_engine(db_url)
+    store = SqlTaskStore(engine)
+    hub = broker_module.EventHub()
+    try:
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as listen:
+            listen.execute(f"LISTEN {TASK_EVENTS_CHANNEL}")
+            task_id = store.create_task(spec={"steps": []}, secrets=None, created_by=None)
+            other = store.create_task(spec={"steps": []}, secrets=None, created_by=None)
+            with hub.listen(task_id) as reader:
+                assert reader.take() is None  # a new reader always reads the store first
+                store.emit_many(
+                    [
+                        (task_id, EventType.LOG, {"message": "één ✓", "stepId": "a"}, None),
+                        (other, EventType.LOG, {"message": "elsewhere"}, None),
+                        (task_id, EventType.COMPLETION, {"message": "done", "output": {}}, None),
+                    ]
+                )
+                payloads = _heard(listen, 2)  # one per task in the batch
+                for payload in payloads:
+                    assert payload.startswith("{")
+                    hub.notified(payload)
+                assert reader.woken
+                carried = reader.take()
+            assert carried == store.list_events(task_id)
+            assert [e.body["message"] for e in carried] == ["één ✓", "done"]
+    finally:
+        store.close()
+        engine.dispose()
+
+
+@ON_POSTGRES
+def test_events_too_large_for_a_notification_are_announced_by_task_id(db_url: str) -> None:
+    engine = create_engine(db_url)
+    store = SqlTaskStore(engine)
+    broker = TaskBroker(store)
+    try:
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as listen:
+            listen.execute(f"LISTEN {TASK_EVENTS_CHANNEL}")
+            task_id = store.create_task(spec={"steps": []}, secrets=None, created_by=None)
+            first = store.emit(task_id, EventType.LOG, {"message": "first"})
+            _heard(listen, 1)
+            big = "x" * 9000  # over PostgreSQL's 8000-byte payload limit
+            with broker.hub.listen(task_id) as reader:
+                reader.take()
+                store.emit_many([(task_id, EventType.LOG, {"message": big}, None)])
+                [payload] = _heard(listen, 1)
+                assert payload == task_id
+                broker.hub.notified(payload)
+                assert reader.take() is None  # read the store
+            # And a reader gets it all the same.
+            [event] = broker.wait_for_events(task_id, first.id, 5, new_only=True)
+            assert event.body["message"] == big
+    finally:
+        store.close()
+        engine.dispose()
+
+
+def test_a_reader_reads_the_store_after_any_wake_up_without_events() -> None:
+    hub = broker_module.EventHub()
+    with hub.listen("t") as reader:
+        assert reader.take() is None
+        hub.published("t", [])
+        assert reader.take() == []
+        hub.published("t")  # a write in this process: what it wrote is not known here
+        assert reader.take() is None
+        hub.published("t", [])
+        hub.wake_all()  # the LISTEN connection was lost and is back
+        assert reader.take() is None
+        reader.wait(0.01)  # the safety poll
+        assert reader.take() is None
+        hub.notified('{"t": "t", "e": [[1, "log"]]}')  # not what we send: read instead
+        assert reader.take() is None
+        hub.notified("{not json")
+        assert not reader.woken

@@ -10,6 +10,7 @@ channel: there readers and idle workers re-query the database every second.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
@@ -46,38 +47,114 @@ CROSS_PROCESS_POLL_SECONDS = 1.0
 NOTIFIED_POLL_SECONDS = 30.0
 
 
+class EventReader:
+    """One waiting reader's wake-up, with the events a notification carried, if it did.
+
+    PostgreSQL notifications of event writes carry the events themselves when they fit
+    (`SqlTaskStore.emit_many`), so a woken reader needs no query. Any wake-up without them
+    (a write in this process, a notification too large to carry them, a reconnect of the
+    LISTEN connection, the safety poll) makes the next `take` say "read the database".
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._carried: list[TaskEvent] = []
+        self._must_read = True  # the first look is always at the database
+
+    def deliver(self, events: list[TaskEvent] | None) -> None:
+        """Wake the reader; ``events`` are what the write stored, ``None`` when not known."""
+        with self._lock:
+            if events is None:
+                self._must_read = True
+                self._carried = []
+            elif not self._must_read:
+                self._carried.extend(events)
+        self._ready.set()
+
+    def take(self) -> list[TaskEvent] | None:
+        """The events carried since the last take (in order), or ``None``: read the database."""
+        with self._lock:
+            self._ready.clear()
+            if self._must_read:
+                self._must_read = False
+                self._carried = []
+                return None
+            carried, self._carried = self._carried, []
+            return carried
+
+    @property
+    def woken(self) -> bool:
+        """Whether anything woke the reader since its last `take`."""
+        return self._ready.is_set()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until woken or ``timeout``; after a timeout the next `take` reads."""
+        if not self._ready.wait(timeout):
+            self.deliver(None)
+
+
 class EventHub:
     """Per-task wake-ups for event readers, and a wake-up for idle workers."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._listeners: dict[str, set[threading.Event]] = {}
+        self._listeners: dict[str, set[EventReader]] = {}
         self._work = threading.Condition()
         self._work_generation = 0
         self._cancel_listeners: list[Callable[[str], None]] = []
 
     @contextmanager
-    def listen(self, task_id: str) -> Iterator[threading.Event]:
-        """An event that is set whenever ``task_id`` gets a new event; clear it after reading."""
-        flag = threading.Event()
+    def listen(self, task_id: str) -> Iterator[EventReader]:
+        """A reader woken whenever ``task_id`` gets new events, for as long as it is open."""
+        reader = EventReader()
         with self._lock:
-            self._listeners.setdefault(task_id, set()).add(flag)
+            self._listeners.setdefault(task_id, set()).add(reader)
         try:
-            yield flag
+            yield reader
         finally:
             with self._lock:
                 listeners = self._listeners.get(task_id)
                 if listeners is not None:
-                    listeners.discard(flag)
+                    listeners.discard(reader)
                     if not listeners:
                         del self._listeners[task_id]
 
-    def published(self, task_id: str) -> None:
-        """Wake the readers of ``task_id``."""
+    def published(self, task_id: str, events: list[TaskEvent] | None = None) -> None:
+        """Wake the readers of ``task_id``; ``events``, when known, are what was written."""
         with self._lock:
             listeners = list(self._listeners.get(task_id, ()))
-        for flag in listeners:
-            flag.set()
+        for reader in listeners:
+            reader.deliver(events)
+
+    def notified(self, payload: str) -> None:
+        """A notification on the task events channel: a task id, or the events themselves."""
+        if not payload.startswith("{"):
+            self.published(payload)
+            return
+        try:
+            note = json.loads(payload)
+            task_id = note["t"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed task events notification")
+            return
+        with self._lock:
+            if task_id not in self._listeners:
+                return  # nobody here reads that task: nothing to parse
+        try:
+            events = [
+                TaskEvent(
+                    id=int(event_id),
+                    task_id=task_id,
+                    type=EventType(kind),
+                    body=json.loads(body),
+                    created_at=datetime.fromisoformat(created_at),
+                )
+                for event_id, kind, body, created_at in note["e"]
+            ]
+        except (ValueError, KeyError, TypeError):
+            events = None  # the readers read the database instead
+        self.published(task_id, events)
 
     def work_available(self) -> None:
         """Wake idle workers: a task was dispatched, retried or recovered."""
@@ -113,9 +190,9 @@ class EventHub:
     def wake_all(self) -> None:
         """Wake every reader and idle worker, to look at the database again."""
         with self._lock:
-            listeners = [flag for flags in self._listeners.values() for flag in flags]
-        for flag in listeners:
-            flag.set()
+            listeners = [reader for readers in self._listeners.values() for reader in readers]
+        for reader in listeners:
+            reader.deliver(None)
         self.work_available()
 
 
@@ -227,7 +304,7 @@ class TaskBroker:
                 TASK_CANCELS_CHANNEL: hub_.cancelled,
             }
             if hear_events:
-                handlers[TASK_EVENTS_CHANNEL] = hub_.published
+                handlers[TASK_EVENTS_CHANNEL] = hub_.notified
             self.listener = PgListener(store.engine, handlers, on_reset=hub_.wake_all)
 
     @property
@@ -332,15 +409,22 @@ class TaskBroker:
         ``after``; ``new_only`` leaves it out then (an event stream that already sent it).
         """
         deadline = time.monotonic() + timeout
-        with self.hub.listen(task_id) as flag:
+        with self.hub.listen(task_id) as reader:
             while True:
-                flag.clear()
-                events = self.store.list_events(task_id, after)
-                if new_only and after is not None:
-                    events = [e for e in events if e.id > after]
+                carried = reader.take()
+                if carried is not None and any(e.type is EventType.RECOVERED for e in carried):
+                    carried = None  # a recovery may hide earlier events: the store decides
+                if carried is None:
+                    events = self.store.list_events(task_id, after)
+                    if new_only and after is not None:
+                        events = [e for e in events if e.id > after]
+                else:
+                    # Carried by the notification of their write; the reader registered before
+                    # its first read, so nothing after that read is missed.
+                    events = [e for e in carried if after is None or e.id > after]
                 if events:
                     return events
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (stop is not None and stop.is_set()):
                     return []
-                flag.wait(min(remaining, self.event_poll_seconds))
+                reader.wait(min(remaining, self.event_poll_seconds))

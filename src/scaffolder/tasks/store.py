@@ -63,6 +63,10 @@ class TaskFilter:
     order: Sequence[tuple[str, str]] = (("created_at", "desc"),)
 
 
+#: The largest notification payload we send; PostgreSQL refuses one of 8000 bytes or more.
+NOTIFY_PAYLOAD_MAX_BYTES = 7900
+
+
 class SqlTaskStore:
     """Tasks and events in SQL (SQLite or PostgreSQL)."""
 
@@ -77,12 +81,19 @@ class SqlTaskStore:
         # PostgreSQL only: a batch of events (one JSON array of rows, in order) and their
         # notifications. JSON, not arrays: psycopg dumps arrays element by element in Python
         # (a sixth of a busy worker's GIL time), json.dumps is C, and PostgreSQL parses it.
+        # One notification per task carries that task's new events as stored,
+        # {"t": task id, "e": [[id, type, body, createdAt], ...]}, so a woken reader needs no
+        # query (`EventHub.notified`); a payload over PostgreSQL's 8000 bytes is the task id.
         self._sql_emit_batch = sql(
             "WITH ins AS (INSERT INTO task_events (task_id, body, event_type, created_at) "
             "SELECT e.v->>0, e.v->>1, e.v->>2, (e.v->>3)::timestamp "
             "FROM json_array_elements(?::json) WITH ORDINALITY AS e(v, n) ORDER BY e.n "
-            "RETURNING task_id) "
-            "SELECT pg_notify(?, t) FROM (SELECT DISTINCT task_id AS t FROM ins) AS d"
+            "RETURNING id, task_id, event_type, body, created_at) "
+            "SELECT pg_notify(?, CASE WHEN octet_length(d.p) <= "
+            f"{NOTIFY_PAYLOAD_MAX_BYTES} THEN d.p ELSE d.t END) FROM ("
+            "SELECT task_id AS t, json_build_object('t', task_id, 'e', json_agg("
+            "json_build_array(id, event_type, body, created_at) ORDER BY id))::text AS p "
+            "FROM ins GROUP BY task_id) AS d"
         )
         insert_task = (
             "INSERT INTO tasks (id, spec, status, created_at, secrets, created_by) "
