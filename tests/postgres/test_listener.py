@@ -278,22 +278,3 @@ def test_events_too_large_for_a_notification_are_announced_by_task_id(db_url: st
     finally:
         store.close()
         engine.dispose()
-
-
-def test_a_reader_reads_the_store_after_any_wake_up_without_events() -> None:
-    hub = broker_module.EventHub()
-    with hub.listen("t") as reader:
-        assert reader.take() is None
-        hub.published("t", [])
-        assert reader.take() == []
-        hub.published("t")  # a write in this process: what it wrote is not known here
-        assert reader.take() is None
-        hub.published("t", [])
-        hub.wake_all()  # the LISTEN connection was lost and is back
-        assert reader.take() is None
-        reader.wait(0.01)  # the safety poll
-        assert reader.take() is None
-        hub.notified('{"t": "t", "e": [[1, "log"]]}')  # not what we send: read instead
-        assert reader.take() is None
-        hub.notified("{not json")
-        assert not reader.woken

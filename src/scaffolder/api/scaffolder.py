@@ -116,22 +116,23 @@ def event_stream(task_id: str) -> Response:
         stop = threading.Event()
         clients.inc()
         try:
-            while True:
-                events = broker.wait_for_events(
-                    task_id, last, STREAM_WAIT_SECONDS, stop, new_only=not first
-                )
-                first = False
-                done = False
-                chunk = []
-                for event in events:
-                    data = _dumps(event.to_json(recoverable=recoverable))
-                    chunk.append(f"event: {event.type.value}\ndata: {data}\n\n")
-                    last = event.id if last is None else max(last, event.id)
-                    done = done or (event.type is EventType.COMPLETION and not recoverable)
-                if chunk:
-                    yield "".join(chunk)
-                if done:
-                    return
+            with broker.hub.listen(task_id) as reader:
+                while True:
+                    events = broker.wait_for_events(
+                        task_id, last, STREAM_WAIT_SECONDS, stop, new_only=not first, reader=reader
+                    )
+                    first = False
+                    done = False
+                    chunk = []
+                    for event in events:
+                        data = _dumps(event.to_json(recoverable=recoverable))
+                        chunk.append(f"event: {event.type.value}\ndata: {data}\n\n")
+                        last = event.id if last is None else max(last, event.id)
+                        done = done or (event.type is EventType.COMPLETION and not recoverable)
+                    if chunk:
+                        yield "".join(chunk)
+                    if done:
+                        return
         finally:
             stop.set()
             clients.dec()

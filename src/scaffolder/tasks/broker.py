@@ -402,14 +402,19 @@ class TaskBroker:
         stop: threading.Event | None = None,
         *,
         new_only: bool = False,
+        reader: EventReader | None = None,
     ) -> list[TaskEvent]:
         """Events after ``after`` as soon as there are any, or ``[]`` after ``timeout``.
 
         Like Backstage, the completion event is always included, even when it is not after
         ``after``; ``new_only`` leaves it out then (an event stream that already sent it).
+        A caller that waits again and again (an event stream) passes its own ``reader``
+        (`EventHub.listen`), kept between calls: the events carried meanwhile are not lost,
+        so only its first call reads the store.
         """
         deadline = time.monotonic() + timeout
-        with self.hub.listen(task_id) as reader:
+        listening = contextlib.nullcontext(reader) if reader else self.hub.listen(task_id)
+        with listening as reader:
             while True:
                 carried = reader.take()
                 if carried is not None and any(e.type is EventType.RECOVERED for e in carried):
