@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import gc
 import http.client
 import json
 import multiprocessing
@@ -314,12 +315,25 @@ class StreamReader(threading.Thread):
             conn.close()
 
 
+def quiet_collector() -> None:
+    """No garbage collection in a measuring process: its pauses would be counted as latency.
+
+    A forked observer inherits the bench's whole heap (and the previous setups' results); a
+    full collection of it stalled every reader thread for 130-180 ms, while the API had
+    written the events on time (serve's socket writes and the arrivals, joined per event).
+    What these processes allocate in one run is small and freed when they exit.
+    """
+    gc.freeze()
+    gc.disable()
+
+
 def observe(base: str, timeout: float, ids: multiprocessing.Queue[str | None], out: Any) -> None:
     """The stream observer, a process of its own: a reader thread per task id received.
 
     Arrival times are taken here rather than in the process that POSTs, whose threads would
     hold its GIL and delay the timestamps.
     """
+    quiet_collector()
     readers = []
     while (task_id := ids.get()) is not None:
         reader = StreamReader(base, task_id, timeout)
@@ -349,6 +363,7 @@ def listen_notifies(url: str, stop: Any, out: Any) -> None:
     """
     import psycopg
 
+    quiet_collector()
     heard: list[tuple[float, str]] = []
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
         conn.execute("LISTEN scaffolder_task_events")
