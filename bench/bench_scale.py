@@ -595,6 +595,79 @@ def postgres_rss_kb() -> int:
     return sum(int(x) for x in out.split() if x.isdigit())
 
 
+def run_setup(setup: Any, a: argparse.Namespace) -> dict[str, Any]:
+    """Start ``setup``, wait until it is quiet, put the load on it, stop it."""
+    try:
+        setup.start()
+        log(f"[{setup.name}] ready at {setup.base}")
+        bt.wait_quiet(
+            argparse.Namespace(name=setup.name, pid=setup.pid),
+            argparse.Namespace(quiet_cores=0.3, quiet_wait=30),
+        )
+        res = load(setup, a)
+        time.sleep(2)
+        res["rss_kb"] = setup.rss()
+        if isinstance(setup, OursCluster):
+            res["rss_kb"]["postgres_all_kb"] = postgres_rss_kb()
+    except Exception as exc:
+        res = {"errors": [f"{type(exc).__name__}: {exc}"]}
+        log(f"[{setup.name}] ERROR {exc}")
+    finally:
+        setup.stop()
+    res["notes"] = setup.notes
+    return res
+
+
+def compare(results: dict[str, Any]) -> dict[str, Any]:
+    """Each of ours against the upstream run of the same round."""
+    up = results.get("upstream", {})
+    comparison = {}
+    for name, res in results.items():
+        if name == "upstream":
+            continue
+        ratio = None
+        if up.get("throughput_tasks_per_s") and res.get("throughput_tasks_per_s"):
+            ratio = round(res["throughput_tasks_per_s"] / up["throughput_tasks_per_s"], 2)
+        p99 = (res.get("event_latency") or {}).get("p99_ms")
+        comparison[name] = {
+            "throughput_vs_upstream": ratio,
+            "throughput_pass": None if ratio is None else ratio >= 3,
+            "event_latency_p99_ms": p99,
+            "event_latency_pass": None if p99 is None else p99 < 50,
+        }
+    return comparison
+
+
+def summarise(rounds: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the rounds: throughput per setup, and each of ours' ratio and p99."""
+
+    def median(xs: list[float | None]) -> float | None:
+        got = [x for x in xs if x is not None]
+        return round(statistics.median(got), 2) if got else None
+
+    throughput = {
+        name: {
+            "median": median([r.get(name, {}).get("throughput_tasks_per_s") for r in rounds]),
+            "each": [r.get(name, {}).get("throughput_tasks_per_s") for r in rounds],
+        }
+        for name in rounds[0]
+    }
+    comparison = {}
+    for name in comparisons[0]:
+        ratios = [c[name]["throughput_vs_upstream"] for c in comparisons]
+        p99s = [c[name]["event_latency_p99_ms"] for c in comparisons]
+        ratio, p99 = median(ratios), median(p99s)
+        comparison[name] = {
+            "throughput_vs_upstream": ratio,
+            "throughput_vs_upstream_each": ratios,
+            "throughput_pass": None if ratio is None else ratio >= 3,
+            "event_latency_p99_ms": p99,
+            "event_latency_p99_ms_each": p99s,
+            "event_latency_pass": None if p99 is None else p99 < 50,
+        }
+    return {"throughput_tasks_per_s": throughput, "comparison": comparison}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", type=int, default=500)
@@ -615,12 +688,19 @@ def main() -> int:
     ap.add_argument("--ready-timeout", type=float, default=120)
     ap.add_argument("--reference-dir", default=str(bt.DEFAULT_REFERENCE))
     ap.add_argument("--node-modules")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every setup this many times, interleaved (upstream, ours-1w, ours-2w, "
+        "upstream, ...); the verdict is on the medians, each ratio against the same round's "
+        "upstream. This VM gives the same setup +-40%% from run to run.",
+    )
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
 
     started = _dt.datetime.now().astimezone()
-    results: dict[str, Any] = {}
     setups: list[Any] = []
     cluster = None
     if a.only != "upstream":
@@ -632,55 +712,41 @@ def main() -> int:
             setups.append(lambda n=n: OursCluster(a, n, admin, f"bench_scale_{n}w"))
     if a.only != "ours":
         setups.insert(0, lambda: UpstreamSetup(a))
+    rounds: list[dict[str, Any]] = []
     try:
-        for make in setups:
-            setup = make()
-            try:
-                setup.start()
-                log(f"[{setup.name}] ready at {setup.base}")
-                bt.wait_quiet(
-                    argparse.Namespace(name=setup.name, pid=setup.pid),
-                    argparse.Namespace(quiet_cores=0.3, quiet_wait=30),
-                )
-                res = load(setup, a)
-                time.sleep(2)
-                res["rss_kb"] = setup.rss()
-                if isinstance(setup, OursCluster):
-                    res["rss_kb"]["postgres_all_kb"] = postgres_rss_kb()
-            except Exception as exc:
-                res = {"errors": [f"{type(exc).__name__}: {exc}"]}
-                log(f"[{setup.name}] ERROR {exc}")
-            finally:
-                setup.stop()
-            res["notes"] = setup.notes
-            results[setup.name] = res
+        for round_no in range(1, a.rounds + 1):
+            results: dict[str, Any] = {}
+            for make in setups:
+                setup = make()
+                if a.rounds > 1:
+                    log(f"[{setup.name}] round {round_no} of {a.rounds}")
+                results[setup.name] = run_setup(setup, a)
+            rounds.append(results)
     finally:
         if cluster is not None:
             cluster.stop()
 
-    up = results.get("upstream", {})
-    comparison = {}
-    for name, res in results.items():
-        if name == "upstream":
-            continue
-        ratio = None
-        if up.get("throughput_tasks_per_s") and res.get("throughput_tasks_per_s"):
-            ratio = round(res["throughput_tasks_per_s"] / up["throughput_tasks_per_s"], 2)
-        p99 = (res.get("event_latency") or {}).get("p99_ms")
-        comparison[name] = {
-            "throughput_vs_upstream": ratio,
-            "throughput_pass": None if ratio is None else ratio >= 3,
-            "event_latency_p99_ms": p99,
-            "event_latency_pass": None if p99 is None else p99 < 50,
-        }
+    comparisons = [compare(results) for results in rounds]
+    summary = summarise(rounds, comparisons) if a.rounds > 1 else None
     log("")
-    for name, c in comparison.items():
-        log(
-            f"{name}: throughput {c['throughput_vs_upstream']}x upstream (target >= 3): "
-            f"{verdict(c['throughput_pass'])}"
-            f"; event latency p99 {c['event_latency_p99_ms']} ms (target < 50): "
-            f"{verdict(c['event_latency_pass'])}"
-        )
+    for number, comparison in enumerate(comparisons, 1):
+        prefix = f"round {number}: " if a.rounds > 1 else ""
+        for name, c in comparison.items():
+            log(
+                f"{prefix}{name}: throughput {c['throughput_vs_upstream']}x upstream "
+                f"(target >= 3): {verdict(c['throughput_pass'])}"
+                f"; event latency p99 {c['event_latency_p99_ms']} ms (target < 50): "
+                f"{verdict(c['event_latency_pass'])}"
+            )
+    if summary is not None:
+        for name, c in summary["comparison"].items():
+            log(
+                f"median of {a.rounds} rounds, {name}: throughput {c['throughput_vs_upstream']}x "
+                f"upstream (rounds: {c['throughput_vs_upstream_each']}; target >= 3): "
+                f"{verdict(c['throughput_pass'])}; event latency p99 "
+                f"{c['event_latency_p99_ms']} ms (rounds: {c['event_latency_p99_ms_each']}; "
+                f"target < 50): {verdict(c['event_latency_pass'])}"
+            )
     doc = {
         "date": started.isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable, *sys.argv]),
@@ -691,16 +757,27 @@ def main() -> int:
             "sse_every": a.sse_every,
             "slots": a.slots,
             "workdir": a.workdir or tempfile.gettempdir(),
+            "rounds": a.rounds,
         },
         "machine": {"nproc": len(os.sched_getaffinity(0))},
-        "results": results,
-        "comparison": comparison,
+        # One round: its results. Several: every round's, and the verdict on the medians.
+        **(
+            {"results": rounds[0], "comparison": comparisons[0]}
+            if summary is None
+            else {
+                "rounds": [
+                    {"results": r, "comparison": c}
+                    for r, c in zip(rounds, comparisons, strict=True)
+                ],
+                "median": summary,
+            }
+        ),
     }
     if not a.no_write:
         out = HERE / "results" / f"{started.date().isoformat()}-scale.json"
         out.write_text(json.dumps(doc, indent=2) + "\n")
         log(f"wrote {out}")
-    failed = any(r.get("errors") or r.get("failed") for r in results.values())
+    failed = any(r.get("errors") or r.get("failed") for results in rounds for r in results.values())
     return 1 if failed else 0
 
 
