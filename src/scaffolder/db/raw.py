@@ -86,11 +86,8 @@ class RawDatabase:
         driver = connection.driver_connection
         driver.autocommit = True
         try:
-            cursor = connection.cursor()
-            try:
+            with _closing_cursor(connection) as cursor:
                 yield cursor
-            finally:
-                cursor.close()
         finally:
             with suppress(Exception):  # a broken connection is discarded by the pool anyway
                 driver.autocommit = False
@@ -135,11 +132,8 @@ class HeldConnection:
         """A cursor on the kept connection, whose statements commit on their own."""
         connection = self._checked()
         try:
-            cursor = connection.cursor()
-            try:
+            with _closing_cursor(connection) as cursor:
                 yield cursor
-            finally:
-                cursor.close()
         except BaseException:
             self._drop(invalidate=True)
             raise
@@ -179,3 +173,12 @@ class HeldConnection:
             else:
                 connection.driver_connection.autocommit = False
             connection.close()
+
+
+@contextmanager
+def _closing_cursor(connection: Any) -> Iterator[Any]:
+    cursor = connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()

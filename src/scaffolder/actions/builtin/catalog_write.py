@@ -130,17 +130,15 @@ def _block_mapping(mapping: dict[Any, Any], indent: int, lines: list[str]) -> bo
         name = _scalar(key) if type(key) is str else None
         if name is None:
             return False
-        if isinstance(value, dict):
+        if isinstance(value, dict | list):
             if not value:
                 return False
             lines.append(f"{pad}{name}:")
-            if not _block_mapping(value, indent + 2, lines):
-                return False
-        elif isinstance(value, list):
-            if not value:
-                return False
-            lines.append(f"{pad}{name}:")
-            if not _block_sequence(value, indent + 2, lines):
+            if isinstance(value, dict):
+                nested = _block_mapping(value, indent + 2, lines)
+            else:
+                nested = _block_sequence(value, indent + 2, lines)
+            if not nested:
                 return False
         else:
             text = _scalar(value)
