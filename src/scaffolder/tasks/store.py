@@ -716,8 +716,7 @@ class SqlTaskStore:
         with self._event_lock:
             if self._event_connection is None:
                 self._event_connection = self._db.held()
-            with self._event_connection.cursor() as cur:
-                cur.execute(self._sql_emit_batch, (batch, TASK_EVENTS_CHANNEL))
+            self._event_connection.execute(self._sql_emit_batch, (batch, TASK_EVENTS_CHANNEL))
 
     def close(self) -> None:
         """Give back the connection kept for event writes (PostgreSQL)."""
