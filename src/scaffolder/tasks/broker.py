@@ -3,8 +3,10 @@
 Upstream Backstage polls its database once a second for new events and cancels; here a write
 wakes the readers of that task at once (`EventHub`). Writes from other processes (a
 ``scaffolder worker``, another ``scaffolder serve``) arrive through PostgreSQL's
-``LISTEN/NOTIFY`` (`PgListener`), with a slow safety poll behind it. SQLite has no such
-channel: there readers and idle workers re-query the database every second.
+``LISTEN/NOTIFY`` (`PgListener`), with a slow safety poll behind it; a notification of a
+batch of log events carries the events, so the reader it wakes sends them without a query
+(`EventReader`). SQLite has no such channel: there readers and idle workers re-query the
+database every second.
 """
 
 from __future__ import annotations
