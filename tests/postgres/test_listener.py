@@ -154,19 +154,19 @@ def test_the_event_writers_kept_connection_is_replaced_when_the_server_ends_it(
     try:
         task_id = store.create_task(spec={"steps": []}, secrets=None, created_by=None)
         store.emit_many([(task_id, EventType.LOG, {"message": "one"}, None)])
-        assert store._event_connection is not None
-        held = store._event_connection._connection
+        _, kept = store._event_lanes[0]
+        held = kept._connection
         first_pid = held.driver_connection.info.backend_pid
         _terminate(admin, first_pid)
 
         store.emit_many([(task_id, EventType.LOG, {"message": "two"}, None)])
-        replacement = store._event_connection._connection
+        replacement = kept._connection
         assert replacement.driver_connection.info.backend_pid != first_pid
 
         # A statement that fails leaves no connection in doubt behind it.
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             store.emit_many([("no-such-task", EventType.LOG, {"message": "x"}, None)])
-        assert store._event_connection._connection is None
+        assert kept._connection is None
         store.emit_many([(task_id, EventType.LOG, {"message": "three"}, None)])
         assert [e.body["message"] for e in store.list_events(task_id)] == ["one", "two", "three"]
     finally:

@@ -77,3 +77,26 @@ def test_flush_returns_while_other_threads_keep_logging(store: SqlTaskStore) -> 
         stop.set()
         for thread in loggers:
             thread.join()
+
+
+def test_a_flush_covers_every_lane_and_each_task_keeps_its_order(store: SqlTaskStore) -> None:
+    writer = EventWriter(store, EventHub(), lanes=3)
+    tasks: list[str] = []
+    while len({writer._lane(t) for t in tasks}) < 3 or len(tasks) < 9:  # every lane gets some
+        tasks.append(_task(store))
+
+    def log_lines(task_id: str) -> None:
+        for n in range(30):
+            writer.submit(task_id, EventType.LOG, {"message": f"{task_id} {n}"})
+
+    threads = [threading.Thread(target=log_lines, args=(t,)) for t in tasks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.flush()  # one flush: every lane's lines are stored when it returns
+    for task_id in tasks:
+        messages = [e.body["message"] for e in store.list_events(task_id)]
+        assert messages == [f"{task_id} {n}" for n in range(30)]
+    if store.notifies:  # PostgreSQL: each lane wrote through a connection of its own
+        assert sorted(store._event_lanes) == [0, 1, 2]

@@ -72,10 +72,11 @@ class SqlTaskStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._db = RawDatabase(engine)
-        # PostgreSQL: emit_many's own connection, one batch at a time (its caller, the
-        # EventWriter, writes one at a time anyway, so the lock is never waited for).
-        self._event_connection: HeldConnection | None = None
-        self._event_lock = threading.Lock()
+        # PostgreSQL: emit_many's own connection per lane, one batch at a time on each (its
+        # caller, the EventWriter, writes one at a time per lane, so the lock is never
+        # waited for).
+        self._event_lanes: dict[int, tuple[threading.Lock, HeldConnection]] = {}
+        self._event_lanes_lock = threading.Lock()
         sql = self._db.sql
         self._sql_notify = sql("SELECT pg_notify(?, ?)")
         # PostgreSQL only: a batch of events (one JSON array of rows, in order) and their
@@ -686,9 +687,15 @@ class SqlTaskStore:
             return event
 
     def emit_many(
-        self, events: Sequence[tuple[str, EventType, dict[str, Any] | str, datetime | None]]
+        self,
+        events: Sequence[tuple[str, EventType, dict[str, Any] | str, datetime | None]],
+        *,
+        lane: int = 0,
     ) -> None:
         """Append several events, in order, in one transaction.
+
+        On PostgreSQL each ``lane`` has a connection of its own, so writes in different
+        lanes can be in flight at once; writes in one lane go one at a time.
 
         Each event carries the time it was logged (``None``: now), so a batch written a few
         milliseconds later keeps each line's own ``createdAt``; its body may come serialised
@@ -713,17 +720,24 @@ class SqlTaskStore:
             [[task_id, body, kind, at.isoformat(sep=" ")] for task_id, body, kind, at in rows],
             ensure_ascii=False,
         )
-        with self._event_lock:
-            if self._event_connection is None:
-                self._event_connection = self._db.held()
-            self._event_connection.execute(self._sql_emit_batch, (batch, TASK_EVENTS_CHANNEL))
+        lock, connection = self._event_lane(lane)
+        with lock:
+            connection.execute(self._sql_emit_batch, (batch, TASK_EVENTS_CHANNEL))
+
+    def _event_lane(self, lane: int) -> tuple[threading.Lock, HeldConnection]:
+        entry = self._event_lanes.get(lane)
+        if entry is None:
+            with self._event_lanes_lock:
+                entry = self._event_lanes.setdefault(lane, (threading.Lock(), self._db.held()))
+        return entry
 
     def close(self) -> None:
-        """Give back the connection kept for event writes (PostgreSQL)."""
-        with self._event_lock:
-            if self._event_connection is not None:
-                self._event_connection.close()
-                self._event_connection = None
+        """Give back the connections kept for event writes (PostgreSQL)."""
+        with self._event_lanes_lock:
+            lanes, self._event_lanes = self._event_lanes, {}
+        for lock, connection in lanes.values():
+            with lock:
+                connection.close()
 
     def list_events(self, task_id: str, after: int | None = None) -> list[TaskEvent]:
         """Events with ``id > after``, plus the completion event always (Backstage's rule).
