@@ -5,7 +5,9 @@ as many HTTP threads as there were clients, each wanting the GIL for the whole r
 stream thread woken by a task's new log line then queued for the GIL behind all of them, at
 every step of its way to the socket: with 8 clients posting, the API's part of an event's
 latency reached 137-440 ms at p99 (`bench/bench_scale.py`, 3 runs), against 54-79 ms with
-creations admitted one at a time (3 runs interleaved). A creation is short (validation and
+creations admitted one at a time (3 runs interleaved; both figures from before the bench's
+stream observer stopped pausing for its own garbage collections, which added up to ~180 ms
+to some arrivals). A creation is short (validation and
 one insert, ~2.5 ms), so one at a time still admits hundreds a second; everything else (event
 streams, long polls, dry runs, the catalog, reads) is not gated.
 """
