@@ -30,23 +30,28 @@ def _task(store: SqlTaskStore) -> str:
     return store.create_task(spec={"steps": []}, secrets=None, created_by=None)
 
 
-def test_lines_from_many_threads_are_stored_in_the_order_logged(store: SqlTaskStore) -> None:
-    writer = EventWriter(store, EventHub())
-    tasks = [_task(store) for _ in range(6)]
+def _log_from_a_thread_each(writer: EventWriter, tasks: list[str], lines: int) -> None:
+    """Each task logs ``lines`` lines ("<task id> <n>") from a thread of its own, all at once."""
 
     def log_lines(task_id: str) -> None:
-        for n in range(40):
-            writer.submit(task_id, EventType.LOG, {"message": f"line {n}"})
+        for n in range(lines):
+            writer.submit(task_id, EventType.LOG, {"message": f"{task_id} {n}"})
 
     threads = [threading.Thread(target=log_lines, args=(t,)) for t in tasks]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_lines_from_many_threads_are_stored_in_the_order_logged(store: SqlTaskStore) -> None:
+    writer = EventWriter(store, EventHub())
+    tasks = [_task(store) for _ in range(6)]
+    _log_from_a_thread_each(writer, tasks, 40)
     writer.flush()
     for task_id in tasks:
         events = store.list_events(task_id)
-        assert [e.body["message"] for e in events] == [f"line {n}" for n in range(40)]
+        assert [e.body["message"] for e in events] == [f"{task_id} {n}" for n in range(40)]
         times = [e.created_at for e in events]
         assert times == sorted(times)
     ids = [e.id for t in tasks for e in store.list_events(t)]
@@ -84,16 +89,7 @@ def test_a_flush_covers_every_lane_and_each_task_keeps_its_order(store: SqlTaskS
     tasks: list[str] = []
     while len({writer._lane(t) for t in tasks}) < 3 or len(tasks) < 9:  # every lane gets some
         tasks.append(_task(store))
-
-    def log_lines(task_id: str) -> None:
-        for n in range(30):
-            writer.submit(task_id, EventType.LOG, {"message": f"{task_id} {n}"})
-
-    threads = [threading.Thread(target=log_lines, args=(t,)) for t in tasks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _log_from_a_thread_each(writer, tasks, 30)
     writer.flush()  # one flush: every lane's lines are stored when it returns
     for task_id in tasks:
         messages = [e.body["message"] for e in store.list_events(task_id)]
