@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import yaml
@@ -210,9 +210,17 @@ def event_types(services: Services, task_id: str) -> list[str]:
     return [e.type.value for e in services.broker.store.list_events(task_id)]
 
 
-def all_events(services: Services, task_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every event of the task as (type, body), the ones a startOver listing hides included."""
-    with services.engine.connect() as conn:
+class _HasEngine(Protocol):
+    @property
+    def engine(self) -> sa.Engine: ...
+
+
+def all_events(source: _HasEngine, task_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every event of the task as (type, body), the ones a startOver listing hides included.
+
+    ``source``: the `Services` or the `SqlTaskStore` a test has at hand (both have an engine).
+    """
+    with source.engine.connect() as conn:
         rows = conn.execute(
             sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
             {"t": task_id},

@@ -12,7 +12,8 @@ import pytest
 from scaffolder.services import build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks.model import TaskStatus
-from tests.tasks.test_recovery import _events, stop_while_two_tasks_run
+from tests.faults.harness import all_events
+from tests.tasks.test_recovery import stop_while_two_tasks_run
 
 pytestmark = pytest.mark.both_engines
 
@@ -32,9 +33,9 @@ def test_graceful_shutdown_false_hands_running_tasks_back_without_waiting(
         store = services.broker.store
         assert worker.running == []
         assert store.get_task(again).status is TaskStatus.OPEN
-        assert _events(store, again)[-1] == ("recovered", {"recoverStrategy": "startOver"})
+        assert all_events(store, again)[-1] == ("recovered", {"recoverStrategy": "startOver"})
         assert store.get_task(once).status is TaskStatus.FAILED
-        completion = _events(store, once)[-1]
+        completion = all_events(store, once)[-1]
         assert completion[0] == "completion"
         message = completion[1]["error"]["message"]
         assert "scaffolder.EXPERIMENTAL_gracefulShutdown: false" in message

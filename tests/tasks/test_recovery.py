@@ -7,7 +7,6 @@ into the past: no process heartbeats it any more, which is what a SIGKILL leaves
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,7 +22,7 @@ from scaffolder.settings import Settings
 from scaffolder.tasks.model import EventType, TaskStatus, utcnow
 from scaffolder.tasks.store import SqlTaskStore
 from tests.conftest import wait_for_status
-from tests.faults.harness import register, wait_until
+from tests.faults.harness import all_events, register, wait_until
 
 pytestmark = pytest.mark.both_engines
 
@@ -50,16 +49,6 @@ def _backdate(store: SqlTaskStore, seconds: float) -> None:
             sa.text("UPDATE tasks SET last_heartbeat_at = :t WHERE status = 'processing'"),
             {"t": value},
         )
-
-
-def _events(store: SqlTaskStore, task_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """Every event of the task, the ones a startOver listing hides included."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
-            {"t": task_id},
-        ).all()
-    return [(row[0], json.loads(row[1])) for row in rows]
 
 
 def _secrets(store: SqlTaskStore, task_id: str) -> str | None:
@@ -100,7 +89,7 @@ def test_stale_tasks_are_recovered_exactly_once_by_racing_recoverers(idle: Servi
     assert store.get_task(fresh).status is TaskStatus.PROCESSING
 
     for task_id, start_over in ids.items():
-        events = _events(store, task_id)
+        events = all_events(store, task_id)
         recovered = [body for type_, body in events if type_ == "recovered"]
         assert recovered == [{"recoverStrategy": "startOver" if start_over else "none"}]
         if start_over:
@@ -159,11 +148,11 @@ def test_the_worker_recovers_tasks_a_dead_worker_left_processing(
     try:
         assert wait_for_status(services, again, timeout=30) == "completed"
         assert wait_for_status(services, once, timeout=30) == "failed"
-        events = _events(services.broker.store, once)
+        events = all_events(services, once)
         assert [t for t, _ in events] == ["log", "recovered", "log", "completion"]
         assert events[2][1]["stepId"] == "log"
         assert events[2][1]["status"] == "failed"
-        again_events = _events(services.broker.store, again)
+        again_events = all_events(services, again)
         assert [t for t, _ in again_events].count("recovered") == 1
         assert again_events[-1][1]["message"] == "Run completed with status: completed"
         # The listing shows the run that finished, from its recovered event on.
@@ -213,8 +202,8 @@ def test_stop_hands_back_the_tasks_that_outlive_the_grace_period(
         store = services.broker.store
         assert store.get_task(again).status is TaskStatus.OPEN
         assert store.get_task(once).status is TaskStatus.FAILED
-        assert [t for t, _ in _events(store, again)][-1] == "recovered"
-        completion = _events(store, once)[-1]
+        assert [t for t, _ in all_events(store, again)][-1] == "recovered"
+        completion = all_events(store, once)[-1]
         assert completion[0] == "completion"
         assert "shutdown grace period" in completion[1]["error"]["message"]
         assert worker.running == []
@@ -237,7 +226,7 @@ def test_a_run_recovered_by_another_process_stops_without_completing(
     taken = services.broker.store.recover_stale_tasks(utcnow() + timedelta(seconds=60))
     assert [t.id for t in taken] == [task_id]
     wait_until(lambda: worker.running == [], 30, "the run to stop")
-    events = _events(services.broker.store, task_id)
+    events = all_events(services, task_id)
     assert [t for t, _ in events].count("completion") == 1
     assert events[-1][0] == "completion"
     assert services.broker.store.get_task(task_id).status is TaskStatus.FAILED

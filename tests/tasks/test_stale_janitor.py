@@ -20,7 +20,8 @@ from scaffolder.settings import Settings
 from scaffolder.tasks.model import EventType, TaskStatus, utcnow
 from scaffolder.tasks.store import STALE_TASK_MESSAGE, SqlTaskStore
 from tests.conftest import wait_for_status
-from tests.tasks.test_recovery import _backdate, _events, _secrets, _spec
+from tests.faults.harness import all_events
+from tests.tasks.test_recovery import _backdate, _secrets, _spec
 
 pytestmark = pytest.mark.both_engines
 
@@ -78,21 +79,21 @@ def test_the_janitor_fails_tasks_whose_heartbeat_exceeded_the_task_timeout(
     finally:
         services.close()
 
-    assert [body for _, body in _events(store, hung)][4:] == [
+    assert [body for _, body in all_events(store, hung)][4:] == [
         {**STALE_STEP, "stepId": "two"},
         {"message": STALE_TASK_MESSAGE},
     ]
-    assert [type_ for type_, _ in _events(store, hung)][4:] == ["log", "completion"]
-    assert [body for _, body in _events(store, again)][-2:] == [
+    assert [type_ for type_, _ in all_events(store, hung)][4:] == ["log", "completion"]
+    assert [body for _, body in all_events(store, again)][-2:] == [
         {**STALE_STEP, "stepId": "b"},
         {"message": STALE_TASK_MESSAGE},
     ]
-    assert [b for _, b in _events(store, again)].count({**STALE_STEP, "stepId": "a"}) == 0
+    assert [b for _, b in all_events(store, again)].count({**STALE_STEP, "stepId": "a"}) == 0
     for task_id in (hung, again):
         assert _secrets(store, task_id) is None
     assert store.get_task(fresh).status is TaskStatus.PROCESSING
     assert _secrets(store, fresh) is not None
-    assert [type_ for type_, _ in _events(store, fresh)] == ["log"]
+    assert [type_ for type_, _ in all_events(store, fresh)] == ["log"]
 
 
 def test_racing_janitors_close_each_stale_task_exactly_once(idle: Services) -> None:
@@ -120,8 +121,8 @@ def test_racing_janitors_close_each_stale_task_exactly_once(idle: Services) -> N
     assert sorted(closed) == sorted(ids)  # each by exactly one janitor
     for task_id in ids:
         assert store.get_task(task_id).status is TaskStatus.FAILED
-        assert [type_ for type_, _ in _events(store, task_id)] == ["log", "log", "completion"]
-        assert _events(store, task_id)[1][1] == {**STALE_STEP, "stepId": "one"}
+        assert [type_ for type_, _ in all_events(store, task_id)] == ["log", "log", "completion"]
+        assert all_events(store, task_id)[1][1] == {**STALE_STEP, "stepId": "one"}
         # The run that was judged dead may no longer complete it.
         with pytest.raises(ConflictError):
             store.complete_task(task_id, TaskStatus.COMPLETED, {"message": "late"})
