@@ -38,4 +38,5 @@ def test_start_up_objects_are_frozen_and_new_ones_are_collected() -> None:
     a.other, b.other = b, a
     del a, b
     assert gc.collect() >= 2
-    assert gc.get_freeze_count() == frozen
+    # Collecting adds nothing to the frozen objects (reference counting may free some).
+    assert gc.get_freeze_count() <= frozen
