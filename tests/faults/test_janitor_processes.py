@@ -7,17 +7,16 @@ the same database: the task must end ``failed`` with exactly one completion and 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from scaffolder.services import Services
 from scaffolder.tasks.store import STALE_TASK_MESSAGE
 from tests.faults.harness import (
     Paths,
+    all_events,
     assert_no_secret_stored,
     create,
     register,
@@ -28,6 +27,14 @@ from tests.faults.harness import (
 )
 
 pytestmark = pytest.mark.both_engines
+
+
+def _block_began(services: Services, task_id: str) -> bool:
+    return ("log", {"stepId": "block", "status": "processing"}) in [
+        (t, {k: v for k, v in b.items() if k != "message"})
+        for t, b in all_events(services, task_id)
+    ]
+
 
 NO_RECOVERY = {"taskRecovery": {"enabled": False}}
 JANITOR = {
@@ -47,6 +54,9 @@ def test_janitors_of_other_workers_close_a_dead_workers_task_once(
     with worker_processes(tmp_path, db_url, site, ("a",), scaffolder=NO_RECOVERY) as first:
         task_id = create(client, "hung")
         wait_until(lambda: paths.lines(paths.effects) == [task_id], 60, "the side effect")
+        # The effect step writes its file before it logs its end: kill only once the next
+        # step has begun, or the janitor rightly finds the effect step the unfinished one.
+        wait_until(lambda: _block_began(services, task_id), 60, "the block step to begin")
         first["a"].kill()  # mid-task: waiting on the gate, forever
     assert status(services, task_id) == "processing"
 
@@ -54,12 +64,7 @@ def test_janitors_of_other_workers_close_a_dead_workers_task_once(
         wait_until(lambda: status(services, task_id) == "failed", 60, "a janitor to close it")
         logs = [w.output() for w in others.values()]
 
-    with services.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT event_type, body FROM task_events WHERE task_id = :t ORDER BY id"),
-            {"t": task_id},
-        ).all()
-    events = [(row[0], json.loads(row[1])) for row in rows]
+    events = all_events(services, task_id)
     assert events[-2:] == [
         ("log", {"message": STALE_TASK_MESSAGE, "stepId": "block", "status": "failed"}),
         ("completion", {"message": STALE_TASK_MESSAGE}),
