@@ -6,7 +6,9 @@ Issue 7's benchmark. In one run on one machine, for each setup:
 * ``upstream``: the reference Backstage backend (its own database and task workers);
 * ``ours-1w`` / ``ours-2w``: a throwaway PostgreSQL cluster (Debian's binaries, as the tests
   use), one ``scaffolder serve`` with ``scaffolder.concurrentTasksLimit: 0`` (the API only) and
-  1 or 2 ``scaffolder worker`` processes (10 task slots each, upstream's default);
+  1 or 2 ``scaffolder worker`` processes (10 task slots each, upstream's default), started
+  with ``--nice 10`` (``--worker-nice``): on cores shared with the API and PostgreSQL, as
+  README advises, the workers' batch work yields to them;
 
 ``--tasks`` tasks of a light template (hello-template: debug:log, fetch:template,
 catalog:write, debug:log) are POSTed at once (``--clients`` threads, a keep-alive connection
@@ -177,6 +179,7 @@ class OursCluster:
         slots.write_text(f"scaffolder:\n  concurrentTasksLimit: {self.a.slots}\n")
         for i in range(self.workers):
             cmd = [exe, "worker", "--config", str(cfg), "--config", str(slots)]
+            cmd += ["--nice", str(self.a.worker_nice)]
             worker = self._spawn(cmd, f"worker{i}", base_env)
             self.worker_pids.append(worker.pid)
         time.sleep(1.5)  # the workers import, connect and LISTEN
@@ -185,7 +188,8 @@ class OursCluster:
                 raise RuntimeError(f"worker {i} exited:\n{self.log_tail(f'worker{i}')}")
         self.notes.append(
             f"PostgreSQL database {self.db}; 1 scaffolder serve (concurrentTasksLimit 0) and "
-            f"{self.workers} scaffolder worker process(es), {self.a.slots} slots each"
+            f"{self.workers} scaffolder worker process(es), {self.a.slots} slots each, "
+            f"--nice {self.a.worker_nice}"
         )
 
     def rss(self) -> dict[str, Any]:
@@ -677,6 +681,13 @@ def main() -> int:
     ap.add_argument(
         "--slots", type=int, default=10, help="task slots per worker (default 10, as upstream)"
     )
+    ap.add_argument(
+        "--worker-nice",
+        type=int,
+        default=10,
+        help="``scaffolder worker --nice`` (default 10, README's advice when the API, the "
+        "workers and PostgreSQL share cores, as here; 0 for equal priority)",
+    )
     ap.add_argument("--only", choices=["ours", "upstream"])
     ap.add_argument(
         "--workdir",
@@ -756,6 +767,7 @@ def main() -> int:
             "clients": a.clients,
             "sse_every": a.sse_every,
             "slots": a.slots,
+            "worker_nice": a.worker_nice,
             "workdir": a.workdir or tempfile.gettempdir(),
             "rounds": a.rounds,
         },

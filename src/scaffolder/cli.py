@@ -97,12 +97,26 @@ def serve(config: Sequence[str], host: str | None, port: int | None, threads: in
     type=int,
     help="Serve this worker's Prometheus metrics on backend.listen.host:PORT/metrics.",
 )
-def worker(config: Sequence[str], metrics_port: int | None) -> None:
+@click.option(
+    "--nice",
+    "niceness",
+    type=click.IntRange(0, 19),
+    default=0,
+    show_default=True,
+    help="Lower this worker's CPU priority by N before it starts (its task threads and "
+    "child processes inherit it), so that an API process and PostgreSQL on the same cores "
+    "and in the same cgroup are served first. 10 when they share cores; see README.",
+)
+def worker(config: Sequence[str], metrics_port: int | None, niceness: int) -> None:
     """Run task workers only, on the same database as the API."""
     from scaffolder.metrics import serve_metrics
     from scaffolder.server import settle_heap
     from scaffolder.services import build_services
 
+    if niceness:
+        # Before anything starts: every thread and child process (cookiecutter's fork
+        # server, git) is created after this and inherits it. Raising it needs no privilege.
+        os.nice(niceness)
     # No event streams here: the API processes listen for task events, not the workers.
     services = build_services(_settings(config), with_worker=True, hear_events=False)
     stop = threading.Event()

@@ -8,12 +8,13 @@ The workers here are real ``scaffolder worker`` processes; the test process play
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,9 +67,11 @@ def _create(client: FlaskClient, name: str = TEMPLATE_NAME) -> str:
 
 
 @contextmanager
-def _workers(tmp_path: Path, db_url: str, *names: str, slots: int = 10) -> Iterator[None]:
-    """``scaffolder worker`` processes on ``db_url``, started together; each one's tasks log
-    ``worker=<name>``."""
+def _workers(
+    tmp_path: Path, db_url: str, *names: str, slots: int = 10, args: Sequence[str] = ()
+) -> Iterator[dict[str, int]]:
+    """``scaffolder worker`` processes on ``db_url``, started together (with ``args``); each
+    one's tasks log ``worker=<name>``. Yields their pids by name."""
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
         for name in names:
@@ -90,7 +93,7 @@ def _workers(tmp_path: Path, db_url: str, *names: str, slots: int = 10) -> Itera
             )
             log = tmp_path / f"worker-{name}.log"
             with log.open("wb") as out:
-                command = [str(SCAFFOLDER_BIN), "--log-level", "WARNING", "worker"]
+                command = [str(SCAFFOLDER_BIN), "--log-level", "WARNING", "worker", *args]
                 proc = subprocess.Popen(
                     [*command, "--config", str(config)], stdout=out, stderr=subprocess.STDOUT
                 )
@@ -101,7 +104,7 @@ def _workers(tmp_path: Path, db_url: str, *names: str, slots: int = 10) -> Itera
                 assert proc.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, "worker did not start:\n" + log.read_text()
                 time.sleep(0.02)
-        yield
+        yield {name: proc.pid for name, (proc, _) in procs.items()}
         for proc, log in procs.values():
             assert proc.poll() is None, "worker died:\n" + log.read_text()
     finally:
@@ -210,6 +213,38 @@ def test_two_worker_processes_run_each_task_exactly_once(
     print(f"\n{count} tasks on two worker processes in {elapsed:.2f}s: {dict(per_worker)}")
     assert sum(per_worker.values()) == count
     assert set(per_worker) == {"a", "b"}  # both really raced for them
+
+
+def _thread_niceness(pid: int) -> dict[str, int]:
+    """The nice value of each thread of a process, by thread name (``/proc``)."""
+    found = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        text = stat.read_text()
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        found[f"{name}-{stat.parent.name}"] = int(fields[16])  # field 19 of stat: nice
+    return found
+
+
+@ON_POSTGRES
+def test_a_worker_started_with_nice_runs_its_tasks_at_that_priority(
+    api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str
+) -> None:
+    services, client = api
+    _register(
+        services,
+        [{"id": "log", "name": "Log", "action": "debug:log", "input": {"message": "hi"}}],
+    )
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    expected = min(base + 7, 19)
+    with _workers(tmp_path, db_url, "a", args=["--nice", "7"]) as pids:
+        task_id = _create(client)
+        assert wait_for_status(services, task_id, 30) == "completed"
+        niceness = _thread_niceness(pids["a"])
+    # Every thread (main, claim, heartbeat, janitor, recovery, LISTEN, ...) started after the
+    # option took effect, as a task's thread is.
+    assert len(niceness) > 3, niceness
+    assert set(niceness.values()) == {expected}, niceness
 
 
 def _read_stream(client: FlaskClient, task_id: str) -> tuple[list[str], list[float]]:
