@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -215,14 +215,13 @@ def test_two_worker_processes_run_each_task_exactly_once(
     assert set(per_worker) == {"a", "b"}  # both really raced for them
 
 
-def _thread_niceness(pid: int) -> dict[str, int]:
-    """The nice value of each thread of a process, by thread name (``/proc``)."""
+def _thread_niceness(pid: int) -> dict[int, int]:
+    """The nice value of each thread of a process, by thread id (Linux: a thread id is a
+    ``PRIO_PROCESS`` target of its own). A thread that ends meanwhile is left out."""
     found = {}
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        text = stat.read_text()
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        found[f"{name}-{stat.parent.name}"] = int(fields[16])  # field 19 of stat: nice
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+        with suppress(ProcessLookupError):
+            found[tid] = os.getpriority(os.PRIO_PROCESS, tid)
     return found
 
 
