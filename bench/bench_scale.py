@@ -69,6 +69,19 @@ TASKS = bt.TASKS
 UPSTREAM_WORKDIR_ENV = "APP_CONFIG_backend_workingDirectory"
 
 
+def pinned_cpus(pin: str, workers: int) -> dict[str, Any]:
+    """``--cpu`` for serve and each worker: ``all`` puts serve on the first CPU we may use
+    and worker i on the (i+1)-th (round robin), ``workers`` pins the workers only, ``none``
+    nothing. On 2 CPUs: serve 0, one worker 1; two workers 1 and 0."""
+    cpus = sorted(os.sched_getaffinity(0))
+    serve = cpus[0] if pin == "all" else None
+    pinned = pin in ("all", "workers")
+    return {
+        "serve": serve,
+        "workers": [cpus[(i + 1) % len(cpus)] if pinned else None for i in range(workers)],
+    }
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -165,6 +178,9 @@ class OursCluster:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("SCAFFOLDER_")}
         cmd = [exe, "serve", "--config", str(cfg), "--config", str(api_only)]
         cmd += ["--host", "127.0.0.1", "--port", str(port)]
+        self.cpus = pinned_cpus(self.a.pin, self.workers)
+        if self.cpus["serve"] is not None:
+            cmd += ["--cpu", str(self.cpus["serve"])]
         log(f"[{self.name}] starting: {shlex.join(cmd)}")
         t0 = time.perf_counter()
         server = self._spawn(cmd, "serve", base_env)
@@ -180,6 +196,8 @@ class OursCluster:
         for i in range(self.workers):
             cmd = [exe, "worker", "--config", str(cfg), "--config", str(slots)]
             cmd += ["--nice", str(self.a.worker_nice)]
+            if self.cpus["workers"][i] is not None:
+                cmd += ["--cpu", str(self.cpus["workers"][i])]
             worker = self._spawn(cmd, f"worker{i}", base_env)
             self.worker_pids.append(worker.pid)
         time.sleep(1.5)  # the workers import, connect and LISTEN
@@ -189,7 +207,7 @@ class OursCluster:
         self.notes.append(
             f"PostgreSQL database {self.db}; 1 scaffolder serve (concurrentTasksLimit 0) and "
             f"{self.workers} scaffolder worker process(es), {self.a.slots} slots each, "
-            f"--nice {self.a.worker_nice}"
+            f"--nice {self.a.worker_nice}; CPUs (--cpu): {self.cpus}"
         )
 
     def rss(self) -> dict[str, Any]:
@@ -688,6 +706,13 @@ def main() -> int:
         help="``scaffolder worker --nice`` (default 10, README's advice when the API, the "
         "workers and PostgreSQL share cores, as here; 0 for equal priority)",
     )
+    ap.add_argument(
+        "--pin",
+        choices=["all", "workers", "none"],
+        default="all",
+        help="``--cpu`` for our processes (default all: serve on the first CPU, worker i on "
+        "the (i+1)-th, round robin; README's advice for a GIL-bound process on a VM)",
+    )
     ap.add_argument("--only", choices=["ours", "upstream"])
     ap.add_argument(
         "--workdir",
@@ -768,6 +793,7 @@ def main() -> int:
             "sse_every": a.sse_every,
             "slots": a.slots,
             "worker_nice": a.worker_nice,
+            "pin": a.pin,
             "workdir": a.workdir or tempfile.gettempdir(),
             "rounds": a.rounds,
         },

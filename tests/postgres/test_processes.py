@@ -246,6 +246,36 @@ def test_a_worker_started_with_nice_runs_its_tasks_at_that_priority(
     assert set(niceness.values()) == {expected}, niceness
 
 
+def _thread_cpus(pid: int) -> dict[int, set[int]]:
+    """The CPUs each thread of a process may run on, by thread id (a thread that ends
+    meanwhile is left out)."""
+    found = {}
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+        with suppress(ProcessLookupError):
+            found[tid] = os.sched_getaffinity(tid)
+    return found
+
+
+@ON_POSTGRES
+def test_a_worker_started_with_cpu_runs_its_threads_on_that_cpu(
+    api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str
+) -> None:
+    services, client = api
+    _register(
+        services,
+        [{"id": "log", "name": "Log", "action": "debug:log", "input": {"message": "hi"}}],
+    )
+    cpu = max(os.sched_getaffinity(0))
+    with _workers(tmp_path, db_url, "a", args=["--cpu", str(cpu)]) as pids:
+        task_ids = [_create(client) for _ in range(3)]
+        assert [wait_for_status(services, t, 30) for t in task_ids] == ["completed"] * 3
+        cpus = _thread_cpus(pids["a"])
+    # Every thread (main, claim, heartbeat, the event writer's connection, LISTEN, ...)
+    # started after the pin and inherited it.
+    assert len(cpus) > 3, cpus
+    assert all(c == {cpu} for c in cpus.values()), cpus
+
+
 def _read_stream(client: FlaskClient, task_id: str) -> tuple[list[str], list[float]]:
     """Event types of the task's SSE stream, and the latency (ms) of each event written
     while the stream was open: its ``createdAt`` (taken by the writer just before its

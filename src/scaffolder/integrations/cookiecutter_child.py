@@ -42,8 +42,16 @@ FORK = b"fork"
 SPARE = b"spare"
 
 
-def main(control_fd: int) -> None:
-    """Run the fork server on the inherited socket ``control_fd`` until it is closed."""
+def main(control_fd: int, cpus: str = "") -> None:
+    """Run the fork server on the inherited socket ``control_fd`` until it is closed.
+
+    ``cpus`` ("0,1"): the CPUs to run on, when the scaffolder process is pinned to one
+    (``--cpu``); its renders are processes of their own and need not share its core.
+    """
+    if cpus:
+        from scaffolder.cpu import restore_cpus
+
+        restore_cpus(cpus)
     control = socket.socket(fileno=control_fd)
     try:
         render, warm_up = _preload()

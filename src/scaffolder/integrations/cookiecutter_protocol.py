@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaffolder import cpu
 from scaffolder.integrations.cookiecutter_child import FORK, SPARE
 
 __all__ = ["FORK", "SPARE", "ForkServer", "OutputLines", "RenderChild", "ServerGone"]
@@ -33,7 +34,8 @@ _PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "TZ")
 
 _BOOTSTRAP = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
-    "from scaffolder.integrations.cookiecutter_child import main; main(int(sys.argv[1]))"
+    "from scaffolder.integrations.cookiecutter_child import main; "
+    "main(int(sys.argv[1]), sys.argv[3] if len(sys.argv) > 3 else '')"
 )
 
 
@@ -50,9 +52,13 @@ class ForkServer:
         paths = [os.path.abspath(p) for p in sys.path if p]
         env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV or k.startswith("LC_")}
         env["HOME"] = os.devnull
+        argv = [python, "-I", "-c", _BOOTSTRAP, str(theirs.fileno()), json.dumps(paths)]
+        unpinned = cpu.unpinned_cpus()
+        if unpinned is not None:  # renders use the CPUs we had before --cpu pinned us
+            argv.append(cpu.format_cpus(unpinned))
         try:
             self.process = subprocess.Popen(
-                [python, "-I", "-c", _BOOTSTRAP, str(theirs.fileno()), json.dumps(paths)],
+                argv,
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
