@@ -8,7 +8,8 @@ Issue 7's benchmark. In one run on one machine, for each setup:
   use), one ``scaffolder serve`` with ``scaffolder.concurrentTasksLimit: 0`` (the API only) and
   1 or 2 ``scaffolder worker`` processes (10 task slots each, upstream's default), started
   with ``--nice 10`` (``--worker-nice``): on cores shared with the API and PostgreSQL, as
-  README advises, the workers' batch work yields to them;
+  README advises, the workers' batch work yields to them; each process on one CPU
+  (``--cpu``; ``--pin``), so that its threads do not hand their GIL between cores;
 
 ``--tasks`` tasks of a light template (hello-template: debug:log, fetch:template,
 catalog:write, debug:log) are POSTed at once (``--clients`` threads, a keep-alive connection
