@@ -6,14 +6,19 @@ own, with the real cookiecutter pool; the test process is never pinned.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from scaffolder.cli import main
@@ -82,6 +87,62 @@ def test_a_pinned_process_keeps_its_threads_on_the_cpu_and_renders_on_all(
     # The fork server, and so every render it forks, runs on what the process had before.
     assert seen["server"] == allowed
     assert seen["rendered"] == "# svc\n\nd\n"
+
+
+def _listening(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/.backstage/health/v1/liveness")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def test_serve_started_with_cpu_runs_every_thread_on_that_cpu(tmp_path: Path) -> None:
+    cpu = max(os.sched_getaffinity(0))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "backend": {
+                    "database": {"connection": f"sqlite:///{tmp_path / 'db.sqlite'}"},
+                    "workingDirectory": str(tmp_path / "work"),
+                    "auth": {"dangerouslyDisableDefaultAuthPolicy": True},
+                },
+                "catalog": {"locations": []},
+            }
+        )
+    )
+    scaffolder = Path(sys.executable).parent / "scaffolder"
+    log = tmp_path / "serve.log"
+    command = [str(scaffolder), "serve", "--config", str(config), "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--cpu", str(cpu)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        cpus = {}
+        for tid in map(int, os.listdir(f"/proc/{proc.pid}/task")):
+            with contextlib.suppress(ProcessLookupError):
+                cpus[tid] = os.sched_getaffinity(tid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    # The HTTP pool, the task workers' loops, the event writer: all started after the pin.
+    assert len(cpus) > 3, cpus
+    assert all(c == {cpu} for c in cpus.values()), cpus
 
 
 @pytest.mark.parametrize("command", ["serve", "worker"])
