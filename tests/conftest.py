@@ -9,11 +9,12 @@ PostgreSQL the engine of all the others.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from flask import Flask
@@ -148,6 +149,20 @@ def app(services: Services) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+_T = TypeVar("_T")
+
+
+def per_thread(pid: int, read: Callable[[int], _T]) -> dict[int, _T]:
+    """``read(thread id)`` for each thread of a live process (Linux: a thread id is a target
+    of ``getpriority`` and ``sched_getaffinity`` of its own); a thread that ends meanwhile is
+    left out."""
+    found = {}
+    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
+        with contextlib.suppress(ProcessLookupError):
+            found[tid] = read(tid)
+    return found
 
 
 def wait_for_status(services: Services, task_id: str, timeout: float = 15.0) -> str:

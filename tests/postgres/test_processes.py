@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
 from scaffolder.tasks import broker as broker_module
 from scaffolder.tasks.store import TaskFilter
-from tests.conftest import wait_for_status
+from tests.conftest import per_thread, wait_for_status
 from tests.postgres.cluster import PostgresServer
 
 #: The API and worker settings of these tests point at a fresh PostgreSQL database.
@@ -215,16 +215,6 @@ def test_two_worker_processes_run_each_task_exactly_once(
     assert set(per_worker) == {"a", "b"}  # both really raced for them
 
 
-def _thread_niceness(pid: int) -> dict[int, int]:
-    """The nice value of each thread of a process, by thread id (Linux: a thread id is a
-    ``PRIO_PROCESS`` target of its own). A thread that ends meanwhile is left out."""
-    found = {}
-    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-        with suppress(ProcessLookupError):
-            found[tid] = os.getpriority(os.PRIO_PROCESS, tid)
-    return found
-
-
 @ON_POSTGRES
 def test_a_worker_started_with_nice_runs_its_tasks_at_that_priority(
     api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str
@@ -239,21 +229,11 @@ def test_a_worker_started_with_nice_runs_its_tasks_at_that_priority(
     with _workers(tmp_path, db_url, "a", args=["--nice", "7"]) as pids:
         task_id = _create(client)
         assert wait_for_status(services, task_id, 30) == "completed"
-        niceness = _thread_niceness(pids["a"])
+        niceness = per_thread(pids["a"], lambda tid: os.getpriority(os.PRIO_PROCESS, tid))
     # Every thread (main, claim, heartbeat, janitor, recovery, LISTEN, ...) started after the
     # option took effect, as a task's thread is.
     assert len(niceness) > 3, niceness
     assert set(niceness.values()) == {expected}, niceness
-
-
-def _thread_cpus(pid: int) -> dict[int, set[int]]:
-    """The CPUs each thread of a process may run on, by thread id (a thread that ends
-    meanwhile is left out)."""
-    found = {}
-    for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-        with suppress(ProcessLookupError):
-            found[tid] = os.sched_getaffinity(tid)
-    return found
 
 
 @ON_POSTGRES
@@ -269,7 +249,7 @@ def test_a_worker_started_with_cpu_runs_its_threads_on_that_cpu(
     with _workers(tmp_path, db_url, "a", args=["--cpu", str(cpu)]) as pids:
         task_ids = [_create(client) for _ in range(3)]
         assert [wait_for_status(services, t, 30) for t in task_ids] == ["completed"] * 3
-        cpus = _thread_cpus(pids["a"])
+        cpus = per_thread(pids["a"], os.sched_getaffinity)
     # Every thread (main, claim, heartbeat, the event writer's connection, LISTEN, ...)
     # started after the pin and inherited it.
     assert len(cpus) > 3, cpus

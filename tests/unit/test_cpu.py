@@ -6,7 +6,6 @@ own, with the real cookiecutter pool; the test process is never pinned.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -22,7 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 from scaffolder.cli import main
-from tests.conftest import FIXTURE_TEMPLATES
+from tests.conftest import FIXTURE_TEMPLATES, per_thread
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's"
@@ -133,10 +132,7 @@ def test_serve_started_with_cpu_runs_every_thread_on_that_cpu(tmp_path: Path) ->
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        cpus = {}
-        for tid in map(int, os.listdir(f"/proc/{proc.pid}/task")):
-            with contextlib.suppress(ProcessLookupError):
-                cpus[tid] = os.sched_getaffinity(tid)
+        cpus = per_thread(proc.pid, os.sched_getaffinity)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
