@@ -5,8 +5,10 @@ on several cores, every hand-over of the GIL (a task thread reading a file, the 
 waiting for PostgreSQL) wakes a thread on another core, and on a virtual machine that wake-up
 is dear. With 10 task slots busy on 2 vCPUs, a third of the worker's CPU went to the kernel's
 scheduler (``perf``: ``finish_task_switch`` and ``try_to_wake_up`` under the GIL's futex), at
-~150 context switches per task. On one core the hand-over is a plain switch: the worker used
-35 % less CPU per task and ran ~40 % more tasks per second (README, "Many tasks at once").
+~150 context switches per task. On one core the thread woken for the GIL cannot run before
+the caller is back from its system call, so most hand-overs never happen: the worker used
+35 % less CPU per task and ran half again as many tasks per second (README, "Many tasks
+at once").
 
 Only our own threads stay on that core. The cookiecutter fork server (and every render forked
 from it) gets back the CPUs the process had before, since `unpinned_cpus` is handed to it:
