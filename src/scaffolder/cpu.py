@@ -27,14 +27,6 @@ class CpuPinError(ValueError):
     """The CPU cannot be pinned to here: not one of the process's, or no affinity support."""
 
 
-def allowed_cpus() -> frozenset[int]:
-    """The CPUs this process may run on (its cgroup's cpuset and affinity), or all of them
-    where the platform cannot tell (no ``sched_getaffinity``)."""
-    if hasattr(os, "sched_getaffinity"):
-        return frozenset(os.sched_getaffinity(0))
-    return frozenset(range(os.cpu_count() or 1))
-
-
 def pin_to_cpu(cpu: int) -> None:
     """Run this process's threads, and those it starts later, on ``cpu`` only.
 
@@ -42,13 +34,14 @@ def pin_to_cpu(cpu: int) -> None:
     it, and threads started earlier keep theirs.
 
     Raises:
-        CpuPinError: ``cpu`` is not one of `allowed_cpus`, or the platform has no
-            ``sched_setaffinity`` (Linux has it; macOS does not).
+        CpuPinError: ``cpu`` is not one this process may run on (its cgroup's cpuset and
+            affinity), or the platform has no ``sched_setaffinity`` (Linux has it; macOS
+            does not).
     """
     global _unpinned
     if not hasattr(os, "sched_setaffinity"):
         raise CpuPinError("pinning to a CPU needs sched_setaffinity, which this platform lacks")
-    allowed = allowed_cpus()
+    allowed = frozenset(os.sched_getaffinity(0))
     if cpu not in allowed:
         listed = ", ".join(str(c) for c in sorted(allowed))
         raise CpuPinError(f"CPU {cpu} is not one this process may run on ({listed})")
@@ -63,10 +56,9 @@ def unpinned_cpus() -> frozenset[int] | None:
 
 
 def restore_cpus(cpus: str) -> None:
-    """In a child process: run on ``cpus`` ("0,1,3", as `format_cpus` gives) again."""
-    wanted = {int(c) for c in cpus.split(",") if c}
-    if wanted and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, wanted)
+    """In a child process of a pinned one (so on Linux): run on ``cpus`` ("0,1,3", as
+    `format_cpus` gives) again."""
+    os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 
 
 def format_cpus(cpus: frozenset[int]) -> str:

@@ -36,11 +36,11 @@ from scaffolder.services import Services, build_services
 from scaffolder.settings import Settings
 from tests.catalog.test_actions_upstream import (
     copy_reference,
-    free_port,
     node_modules,
     run_reference,
 )
 from tests.conftest import FIXTURE_TEMPLATES
+from tests.postgres.cluster import free_port
 
 pytestmark = pytest.mark.upstream
 

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -45,6 +44,7 @@ from scaffolder.integrations.backstage_catalog import BackstageCatalogClient
 from scaffolder.integrations.scm import ScmIntegrations
 from scaffolder.services import Services
 from tests.catalog.conftest import group
+from tests.postgres.cluster import free_port
 
 pytestmark = pytest.mark.upstream
 
@@ -80,12 +80,6 @@ def node_modules() -> Path | None:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scaffolder-bench"
     cached = cache / f"reference-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
     return cached / "node_modules" if (cached / "node_modules").is_dir() else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def copy_reference(tmp: Path, modules: Path) -> Path:

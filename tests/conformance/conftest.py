@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,18 +34,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.postgres.cluster import free_port
+
 from .harness import FIXTURE_TEMPLATES, HERE, REPO, NodeDriver
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 READY_TIMEOUT_S = 30.0
 UPSTREAM_FIXTURE_HOST = "127.0.0.1:7010"
 NPM_CI_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _scaffolder_cli() -> Path:
@@ -159,7 +154,7 @@ def conformance_base(
 
     cli = _scaffolder_cli()
     tmp = tmp_path_factory.mktemp("conformance-server")
-    port = _free_port()
+    port = free_port()
     config = _write_config(tmp, port, catalog_fixture_host)
     base = f"http://127.0.0.1:{port}"
     log_path = tmp / "server.log"

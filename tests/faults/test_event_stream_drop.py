@@ -28,19 +28,13 @@ from tests.faults.harness import (
     steps,
     wait_until,
 )
+from tests.postgres.cluster import free_port
 
 pytestmark = pytest.mark.both_engines
 
 DROPPED = 5
 #: More streams than the HTTP pool had threads before it grew (32).
 OPEN_STREAMS = 48
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _request(port: int, method: str, path: str, body: object = None) -> tuple[int, str]:
@@ -127,7 +121,7 @@ def _serve(
 
     Fails the test if its log shows a traceback.
     """
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "serve.yaml"
     config.write_text(
         yaml.safe_dump(

@@ -73,7 +73,8 @@ def _process_identity(pid: int) -> str:
     return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on loopback now (the tests' servers and clusters listen there)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -219,7 +220,7 @@ class LocalCluster:
         )
         options = " ".join(f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items())
         for _attempt in range(3):  # the free port may be taken between probe and start
-            self.port = _free_port()
+            self.port = free_port()
             try:
                 self._run(
                     "pg_ctl",

@@ -41,6 +41,8 @@ ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
 SCAFFOLDER_BIN = Path(sys.executable).parent / "scaffolder"
 TEMPLATE_NAME = "light"
+#: One step that logs a line: a task that only has to run.
+LOG_HI = [{"id": "log", "name": "Log", "action": "debug:log", "input": {"message": "hi"}}]
 
 
 def _register(services: Services, steps: list[dict[str, Any]], name: str = TEMPLATE_NAME) -> None:
@@ -220,10 +222,7 @@ def test_a_worker_started_with_nice_runs_its_tasks_at_that_priority(
     api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str
 ) -> None:
     services, client = api
-    _register(
-        services,
-        [{"id": "log", "name": "Log", "action": "debug:log", "input": {"message": "hi"}}],
-    )
+    _register(services, LOG_HI)
     base = os.getpriority(os.PRIO_PROCESS, 0)
     expected = min(base + 7, 19)
     with _workers(tmp_path, db_url, "a", args=["--nice", "7"]) as pids:
@@ -241,10 +240,7 @@ def test_a_worker_started_with_cpu_runs_its_threads_on_that_cpu(
     api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str
 ) -> None:
     services, client = api
-    _register(
-        services,
-        [{"id": "log", "name": "Log", "action": "debug:log", "input": {"message": "hi"}}],
-    )
+    _register(services, LOG_HI)
     cpu = max(os.sched_getaffinity(0))
     with _workers(tmp_path, db_url, "a", args=["--cpu", str(cpu)]) as pids:
         task_ids = [_create(client) for _ in range(3)]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ from click.testing import CliRunner
 
 from scaffolder.cli import main
 from tests.conftest import FIXTURE_TEMPLATES, per_thread
+from tests.postgres.cluster import free_port
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's"
@@ -101,9 +101,7 @@ def _listening(port: int) -> bool:
 
 def test_serve_started_with_cpu_runs_every_thread_on_that_cpu(tmp_path: Path) -> None:
     cpu = max(os.sched_getaffinity(0))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = tmp_path / "serve.yaml"
     config.write_text(
         yaml.safe_dump(
