@@ -236,6 +236,7 @@ def test_a_worker_started_with_nice_runs_its_tasks_at_that_priority(
 
 
 @ON_POSTGRES
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning shows only on 2+ CPUs")
 def test_a_worker_started_with_cpu_runs_its_threads_on_that_cpu(
     api: tuple[Services, FlaskClient], tmp_path: Path, db_url: str
 ) -> None:
